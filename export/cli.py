@@ -1,0 +1,178 @@
+"""``edgefer export``: the command line over :func:`edgefer.export.runner.export_model`.
+
+Registered through the ``edgefer.commands`` entry point; only argparse and the format
+table are imported here, TensorFlow only once the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from edgefer.runtime.cli import CommandError
+
+from .context import DEFAULT_OPSET, OPSETS
+from .formats import formats_table, parse_formats
+
+DESCRIPTION = """\
+Export a trained Keras model to ONNX and TFLite, float and quantized, for the runtime.
+
+MODEL is a run folder from `edgefer train` (its best.keras and run.json are used) or a
+.keras file. Every artifact gets the model's labels and preprocessing: inside the .onnx
+file (metadata_props) and in a JSON card with the same stem beside every file; for
+.tflite the card is the only metadata, so keep the two together.
+
+Each artifact is then loaded through the runtime (as `edgefer run` would) and compared
+with the float Keras model on real held-out faces: argmax agreement, largest probability
+difference, and accuracy before -> after. A format below its check makes the command
+exit 1 (its file is kept for inspection).
+
+INT8 formats calibrate activation ranges on real training faces, sampled evenly across
+classes and preprocessed exactly as the runtime does. Calibrating on random noise is how
+quantized models silently lose accuracy; this command has no such fallback.
+"""
+
+EPILOG = """\
+formats:
+{table}
+
+data (--calib-data ROOT):
+  a FER2013 image tree: ROOT/train/<class>/*.jpg calibrates, ROOT/test/<class>/* verifies
+  a class folder:       ROOT/<class>/*; verification uses images calibration did not
+  fer2013.csv:          Training rows calibrate, PublicTest rows verify
+  Default: the training data recorded in the run's run.json, if that path exists here.
+
+examples:
+  edgefer export runs/report
+      float ONNX to runs/report/export/report.onnx (+ report.json), verified
+  edgefer export runs/report --format all --calib-data ../shared/data/fer2013
+  edgefer export runs/report/best.keras --format onnx-int8,tflite-int8 --out dist --name fer-report \\
+      --calib-size 500 --verify-size all
+  edgefer export --list-formats
+"""
+
+
+def _verify_size(text: str) -> int:
+    if text.lower() == "all":
+        return 1 << 31
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("use a positive number or 'all' (or --no-verify)")
+    return n
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a Keras model to ONNX / TFLite (float, fp16, INT8) with metadata, verified",
+        description=DESCRIPTION,
+        epilog=EPILOG.format(table=formats_table()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", metavar="MODEL", help="run folder or .keras file")
+    p.add_argument("--format", "-f", default="onnx", metavar="LIST",
+                   help="comma-separated formats, or 'all' (default: onnx)")
+    p.add_argument("--out", "-o", metavar="DIR",
+                   help="output folder (default: MODEL's folder/export); never models/ unless you say so")
+    p.add_argument("--name", metavar="STEM",
+                   help="file name stem (default: the run folder's name, e.g. 'report')")
+    p.add_argument("--calib-data", metavar="ROOT",
+                   help="real faces for calibration and verification (see 'data' below)")
+    p.add_argument("--calib-size", type=_positive, default=300, metavar="N",
+                   help="calibration faces, balanced across classes (default: 300; 100-500 is typical)")
+    p.add_argument("--verify-data", metavar="ROOT",
+                   help="held-out faces for verification if not those of --calib-data")
+    p.add_argument("--verify-size", type=_verify_size, default=1000, metavar="N|all",
+                   help="verification faces, class-proportional (default: 1000)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip verification (float formats only; INT8 still needs --calib-data)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default: {DEFAULT_OPSET})")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling the faces (default: 0)")
+    p.add_argument("--threads", type=_positive, default=1, help="runtime threads when verifying (default: 1)")
+    p.add_argument("--list-formats", action="store_true", help="print the table of formats and exit")
+    p.set_defaults(func=run_export)
+
+
+def _data_root(args, run: dict) -> Path | None:
+    if args.calib_data:
+        root = Path(args.calib_data)
+        if not root.exists():
+            raise CommandError(f"--calib-data {root}: not found")
+        return root
+    recorded = run.get("config", {}).get("data")
+    if recorded and Path(recorded).exists() and run.get("config", {}).get("dataset", "fer2013") == "fer2013":
+        print(f"calibration/verification data: {recorded} (from run.json; --calib-data to change)")
+        return Path(recorded)
+    return None
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.list_formats:
+        print(formats_table())
+        return 0
+    if not args.model:
+        raise CommandError("give MODEL, a run folder or .keras file (see edgefer export --help)")
+    try:
+        formats = parse_formats(args.format)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.opset not in OPSETS:
+        raise CommandError(f"--opset {args.opset}: use {OPSETS.start}..{OPSETS.stop - 1}")
+    missing = [f"{f.name} needs {', '.join(f.missing())}" for f in formats if f.missing()]
+    if missing:
+        raise CommandError("missing requirements: " + "; ".join(missing) + "; pip install the extra named")
+
+    # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .calibration import DataError, load_calibration, load_verification
+    from .runner import ExportError, export_model
+    from .source import SourceError, default_stem, load_source, resolve_model_path
+
+    try:
+        model_path = resolve_model_path(args.model)
+        run_json = model_path.parent / "run.json"
+        run = json.loads(run_json.read_text()) if run_json.is_file() else {}
+        root = _data_root(args, run)
+        needs_calib = any(f.calibrated for f in formats)
+        if root is None and (needs_calib or not args.no_verify):
+            calibrated = ", ".join(f.name for f in formats if f.calibrated)
+            why = f"{calibrated} calibrate" if needs_calib else "verification needs"
+            raise CommandError(f"{why} on real faces: pass --calib-data ROOT (e.g. ../shared/data/fer2013)"
+                               + ("" if needs_calib else " or --no-verify"))
+        source = load_source(model_path)
+        labels, size = source.info.labels, source.info.preprocess.size
+        calib = load_calibration(root, labels, size, args.calib_size, args.seed) if needs_calib else None
+        verify = None
+        if not args.no_verify:
+            vroot = Path(args.verify_data) if args.verify_data else root
+            verify = load_verification(vroot, labels, size, args.verify_size, args.seed, calib)
+        out = Path(args.out) if args.out else model_path.parent / "export"
+        stem = args.name or default_stem(model_path)
+        card = source.info.card
+        print(f"exporting {model_path} ({card.get('arch')}, {card.get('params'):,} params) -> {out}/")
+        if calib is not None:
+            print(f"calibration: {len(calib)} faces from {calib.source} (balanced across classes)")
+        if verify is not None:
+            print(f"verification: {len(verify)} held-out faces from {verify.source}")
+        results = export_model(source, formats, out, stem, calib=calib, verify=verify, opset=args.opset,
+                               threads=args.threads)
+    except (SourceError, DataError, ExportError, json.JSONDecodeError) as exc:
+        raise CommandError(str(exc).splitlines()[0]) from None
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        if r.error and "\n" in r.error:
+            print(f"\n{r.format}: {r.error}")
+    if failed:
+        print(f"{len(failed)} of {len(results)} formats failed or fell below their check")
+        return 1
+    return 0

@@ -1,0 +1,63 @@
+"""Check an exported artifact against the float Keras model on real faces.
+
+The artifact is loaded with the runtime's own ``load_classifier``, so verification covers
+what users run: metadata parsing, preprocessing, int8 input/output handling, batching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from edgefer.runtime.classifiers import load_classifier
+
+from .calibration import FaceSet
+from .formats import Check
+
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class Verification:
+    images: int
+    agreement: float  # argmax agreement with Keras
+    max_abs_diff: float  # largest probability difference on any image and class
+    mean_abs_diff: float
+    keras_accuracy: float
+    accuracy: float
+    data: str
+    passed: bool
+    check: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+
+    def summary(self) -> str:
+        return (f"agree {self.agreement:6.1%} of {self.images}  max|dp| {self.max_abs_diff:.4f}  "
+                f"acc {self.keras_accuracy:.1%} -> {self.accuracy:.1%}")
+
+
+def predict_batched(path: Path, faces: np.ndarray, threads: int = 1) -> np.ndarray:
+    clf = load_classifier(path, threads=threads)
+    return np.concatenate([clf.predict(faces[i : i + BATCH]) for i in range(0, len(faces), BATCH)])
+
+
+def compare(probs: np.ndarray, reference: np.ndarray, faces: FaceSet, check: Check) -> Verification:
+    diff = np.abs(probs - reference)
+    agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
+    max_diff = float(diff.max())
+    diff_ok = check.max_abs_diff is None or max_diff <= check.max_abs_diff
+    passed = agreement >= check.min_agreement and diff_ok
+    return Verification(
+        images=len(faces), agreement=agreement, max_abs_diff=max_diff, mean_abs_diff=float(diff.mean()),
+        keras_accuracy=float(np.mean(reference.argmax(1) == faces.y)),
+        accuracy=float(np.mean(probs.argmax(1) == faces.y)),
+        data=faces.source, passed=passed, check=check.describe(),
+    )
+
+
+def verify_artifact(path: Path, reference: np.ndarray, faces: FaceSet, check: Check,
+                    threads: int = 1) -> Verification:
+    return compare(predict_batched(path, faces.x, threads), reference, faces, check)

@@ -1,0 +1,1 @@
+"""edgefer runtime: face detection + emotion classification without TensorFlow."""

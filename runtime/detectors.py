@@ -1,0 +1,227 @@
+"""Face detectors: BGR frame in, face boxes (x, y, w, h in frame pixels) with scores out.
+
+Two back-ends behind one interface:
+
+- ``haar``: OpenCV's frontal-face cascade, shipped with every opencv-python wheel.
+  Run naively on a 640x480 frame it costs 50-120 ms; here it runs on a grayscale copy
+  downscaled so the long side is at most ``max_side`` pixels (faces smaller than
+  ``min_size`` pixels at that scale are not searched for), which keeps it at a few ms.
+- ``mediapipe``: the MediaPipe Tasks ``FaceDetector`` with BlazeFace short-range
+  (``models/face_detection_short_range.tflite``, shipped with edgefer; mediapipe 1.x
+  wheels bundle no model). Needs the ``mediapipe`` extra.
+
+Why the mediapipe import is fenced (see :func:`_import_mediapipe_face_detector`):
+every mediapipe Tasks module imports ``mediapipe.tasks.python.core.optional_dependencies``,
+which does ``from tensorflow.tools.docs import doc_controls`` only to decorate API docs,
+and ``metadata.py`` tries ``import tensorflow`` to open files. When TensorFlow happens
+to be installed (a training environment) that adds ~3 s and ~1 GB to a runtime that
+promises to be TensorFlow-free. Both places already fall back when TensorFlow is
+absent, so while importing mediapipe we make ``tensorflow`` look absent.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .preprocess import Box
+
+DETECTORS = ("haar", "mediapipe")
+BLAZEFACE_MODEL = "face_detection_short_range.tflite"
+
+
+class DetectorError(RuntimeError):
+    """A detector that cannot be created (missing extra, missing model file)."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box  # x, y, w, h in pixels of the frame given to detect()
+    # mediapipe: BlazeFace confidence. haar: n / (n + min_neighbors) where n is the
+    # number of raw detections merged into the box (0.5 = just accepted); a vote share,
+    # not a calibrated probability.
+    score: float
+
+
+class FaceDetector:
+    name = "base"
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most detectors hold nothing
+        pass
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _clip_box(x: float, y: float, w: float, h: float, frame_w: int, frame_h: int) -> Box | None:
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(frame_w, int(round(x + w))), min(frame_h, int(round(y + h)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+class HaarDetector(FaceDetector):
+    """OpenCV frontal-face cascade on a downscaled grayscale frame."""
+
+    name = "haar"
+
+    def __init__(
+        self,
+        max_side: int = 480,
+        min_size: int = 20,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        cascade: str = "haarcascade_frontalface_default.xml",
+    ) -> None:
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise DetectorError(
+                f"this OpenCV ({cv2.__version__}) has no CascadeClassifier (OpenCV 5 dropped it); "
+                "install 'opencv-python<5' (and 'opencv-contrib-python<5' if mediapipe pulled it in)"
+            )
+        path = Path(cv2.data.haarcascades) / cascade
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise DetectorError(f"cannot load the Haar cascade {path}")
+        self.max_side = int(max_side)
+        self.min_size = int(min_size)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        h, w = gray.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale < 1.0:
+            small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        else:
+            small = gray
+        # Equalisation makes the cascade far less sensitive to exposure, for ~0.1 ms.
+        small = cv2.equalizeHist(small)
+        boxes, votes = self.cascade.detectMultiScale2(
+            small,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+        )
+        out = []
+        for (x, y, bw, bh), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)):
+            box = _clip_box(x / scale, y / scale, bw / scale, bh / scale, w, h)
+            if box is not None:
+                out.append(Detection(box, float(n) / (float(n) + self.min_neighbors)))
+        return out
+
+
+class _HideTensorFlow(importlib.abc.MetaPathFinder):
+    """Makes ``import tensorflow`` raise ModuleNotFoundError while installed."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 - importlib protocol
+        if fullname == "tensorflow" or fullname.startswith("tensorflow."):
+            raise ModuleNotFoundError(f"No module named {fullname!r} (hidden by edgefer)", name=fullname)
+        return None
+
+
+@contextmanager
+def _tensorflow_hidden() -> Iterator[None]:
+    if "tensorflow" in sys.modules:  # already paid for by the caller: nothing to save
+        yield
+        return
+    finder = _HideTensorFlow()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def _import_mediapipe_face_detector():  # noqa: ANN202 - returns the mediapipe module
+    try:
+        with _tensorflow_hidden():
+            from mediapipe.tasks.python.vision import face_detector
+    except ImportError as exc:
+        raise DetectorError(
+            f"the mediapipe detector needs the mediapipe extra: pip install 'edgefer[mediapipe]' ({exc})"
+        ) from exc
+    return face_detector
+
+
+def default_blazeface_model() -> Path:
+    from edgefer.models import MODELS_DIR
+
+    return MODELS_DIR / BLAZEFACE_MODEL
+
+
+class MediaPipeDetector(FaceDetector):
+    """MediaPipe Tasks FaceDetector (BlazeFace short-range, best for faces within ~2 m)."""
+
+    name = "mediapipe"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        min_confidence: float = 0.5,
+        min_suppression: float = 0.3,
+    ) -> None:
+        fd = _import_mediapipe_face_detector()
+        with _tensorflow_hidden():
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+            from mediapipe.tasks.python.vision.core import image as mp_image
+
+        path = Path(model_path) if model_path else default_blazeface_model()
+        if not path.is_file():
+            raise DetectorError(f"BlazeFace model not found: {path}")
+        self._image = mp_image
+        options = fd.FaceDetectorOptions(
+            # A buffer, not a path: mediapipe's path resolution differs between versions.
+            base_options=BaseOptions(model_asset_buffer=path.read_bytes()),
+            min_detection_confidence=float(min_confidence),
+            min_suppression_threshold=float(min_suppression),
+        )
+        try:
+            self._detector = fd.FaceDetector.create_from_options(options)
+        except Exception as exc:  # mediapipe raises RuntimeError/ValueError from its C layer
+            raise DetectorError(f"mediapipe cannot load {path}: {exc}") from exc
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        if image.ndim == 2:
+            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        else:
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        mp_img = self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        result = self._detector.detect(mp_img)
+        out = []
+        for det in result.detections:
+            bb = det.bounding_box
+            box = _clip_box(bb.origin_x, bb.origin_y, bb.width, bb.height, w, h)
+            if box is not None:
+                score = float(det.categories[0].score) if det.categories else 1.0
+                out.append(Detection(box, score))
+        return out
+
+    def close(self) -> None:
+        detector, self._detector = getattr(self, "_detector", None), None
+        if detector is not None:
+            detector.close()
+
+
+def make_detector(name: str, **kwargs: object) -> FaceDetector:
+    """Create a detector by name: ``haar`` or ``mediapipe``."""
+    if name == "haar":
+        return HaarDetector(**kwargs)  # type: ignore[arg-type]
+    if name == "mediapipe":
+        return MediaPipeDetector(**kwargs)  # type: ignore[arg-type]
+    raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")

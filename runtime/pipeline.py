@@ -1,0 +1,166 @@
+"""The recognizer: BGR image in, faces with box, label, probabilities and track id out.
+
+Usable without the CLI::
+
+    from edgefer.runtime.pipeline import Recognizer
+
+    with Recognizer(detector="haar") as rec:          # default model, smoothing on
+        result = rec(frame_bgr)                         # FrameResult
+        for face in result.faces:
+            print(face.box, face.label, face.probabilities, face.track_id)
+        print(result.timings_ms)                       # detect / preprocess / classify / track
+
+All faces of a frame go through the classifier in one batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classifiers import Classifier, load_classifier
+from .detectors import FaceDetector, make_detector
+from .preprocess import Box, crop_faces
+from .tracking import DEFAULT_SMOOTH, IoUTracker
+
+STAGES = ("detect", "preprocess", "classify", "track")
+
+
+@dataclass(frozen=True)
+class Face:
+    box: Box  # x, y, w, h in frame pixels
+    label: str  # argmax of ``probabilities``
+    probabilities: dict[str, float]  # smoothed when tracking+smoothing is on
+    track_id: int | None
+    score: float  # detector confidence
+    raw_probabilities: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [int(v) for v in self.box],
+            "score": round(float(self.score), 4),
+            "label": self.label,
+            "probabilities": {k: round(float(v), 5) for k, v in self.probabilities.items()},
+            "track_id": self.track_id,
+        }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    faces: list[Face]
+    timings_ms: dict[str, float]  # per stage plus "total"
+
+    def to_dict(self) -> dict:
+        return {
+            "faces": [f.to_dict() for f in self.faces],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+def _resolve_model(model: str | Path | Classifier | None, threads: int) -> Classifier:
+    if isinstance(model, Classifier):
+        return model
+    if model is None:
+        from edgefer.models import default_model
+
+        model = default_model()
+    return load_classifier(model, threads=threads)
+
+
+class Recognizer:
+    """Face detection + emotion classification + tracking, one call per frame.
+
+    ``model``: path to an edgefer ``.onnx``/``.tflite`` model, a loaded Classifier, or
+    None for the bundled default. ``detector``: ``"haar"``, ``"mediapipe"`` or a
+    FaceDetector. ``smooth``: EMA weight of the past (0 = off). ``track=False`` gives
+    stateless per-image results (no track ids, no smoothing).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Classifier | None = None,
+        detector: str | FaceDetector = "haar",
+        threads: int = 1,
+        smooth: float = DEFAULT_SMOOTH,
+        track: bool = True,
+    ) -> None:
+        self.classifier = _resolve_model(model, threads)
+        self.detector = make_detector(detector) if isinstance(detector, str) else detector
+        self.tracker = IoUTracker(smooth=smooth) if track else None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.classifier.labels
+
+    def reset(self) -> None:
+        """Forget tracks: call between unrelated images or when the source changes."""
+        if self.tracker is not None:
+            self.tracker.reset()
+
+    def __call__(self, image: np.ndarray) -> FrameResult:
+        return self.process(image)
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        t0 = time.perf_counter()
+        detections = self.detector.detect(image)
+        t1 = time.perf_counter()
+        return self._classify(image, [d.box for d in detections], [d.score for d in detections], t0, t1)
+
+    def classify_boxes(self, image: np.ndarray, boxes: Sequence[Box]) -> FrameResult:
+        """Skip detection: classify faces at known boxes (e.g. from another detector)."""
+        t = time.perf_counter()
+        return self._classify(image, list(boxes), [1.0] * len(boxes), t, t)
+
+    def _classify(
+        self, image: np.ndarray, boxes: list[Box], scores: list[float], t0: float, t1: float
+    ) -> FrameResult:
+        spec = self.classifier.info.preprocess
+        crops = crop_faces(image, boxes, spec)
+        t2 = time.perf_counter()
+        raw = self.classifier.predict(crops)  # one batch for every face of the frame
+        t3 = time.perf_counter()
+        if self.tracker is not None:
+            ids, probs = self.tracker.update(boxes, raw)
+            track_ids: list[int | None] = list(ids)
+        else:
+            probs, track_ids = raw, [None] * len(boxes)
+        t4 = time.perf_counter()
+        labels = self.labels
+        faces = []
+        for i, box in enumerate(boxes):
+            p = probs[i]
+            faces.append(
+                Face(
+                    box=tuple(int(v) for v in box),
+                    label=labels[int(np.argmax(p))],
+                    probabilities={name: float(v) for name, v in zip(labels, p)},
+                    track_id=track_ids[i],
+                    score=float(scores[i]),
+                    raw_probabilities={name: float(v) for name, v in zip(labels, raw[i])},
+                )
+            )
+        timings = {
+            "detect": (t1 - t0) * 1e3,
+            "preprocess": (t2 - t1) * 1e3,
+            "classify": (t3 - t2) * 1e3,
+            "track": (t4 - t3) * 1e3,
+            "total": (t4 - t0) * 1e3,
+        }
+        return FrameResult(faces, timings)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

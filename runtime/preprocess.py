@@ -1,0 +1,128 @@
+"""The preprocessing contract shared by training and serving.
+
+A face goes through: crop (detector box grown by ``margin``, clipped to the frame)
+-> grayscale -> resize with INTER_AREA to ``size`` -> ``pixel * scale + offset``.
+Training imports these same functions, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, w, h in pixels
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """What a model expects as input; serialised into the model's metadata."""
+
+    size: tuple[int, int] = (48, 48)  # (h, w)
+    channels: int = 1
+    layout: str = "NHWC"  # or "NCHW"
+    scale: float = 1.0 / 255.0
+    offset: float = 0.0
+    # Fraction of the detector box added on each side before cropping. FER2013 crops
+    # show a little forehead and chin beyond what Haar/BlazeFace boxes cover.
+    margin: float = 0.1
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"layout must be NHWC or NCHW, not {self.layout!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, not {self.channels}")
+        if len(self.size) != 2 or min(self.size) <= 0:
+            raise ValueError(f"size must be [h, w] with positive values, not {self.size}")
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["size"] = list(self.size)
+        if not d["extra"]:
+            d.pop("extra")
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PreprocessSpec:
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError("preprocess metadata must be a JSON object")
+        missing = {"size", "scale", "offset"} - d.keys()
+        if missing:
+            raise ValueError(f"preprocess metadata lacks {sorted(missing)}")
+        known = {"size", "channels", "layout", "scale", "offset", "margin"}
+        return cls(
+            size=(int(d["size"][0]), int(d["size"][1])),
+            channels=int(d.get("channels", 1)),
+            layout=str(d.get("layout", "NHWC")),
+            scale=float(d["scale"]),
+            offset=float(d["offset"]),
+            margin=float(d.get("margin", 0.1)),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """BGR, BGRA or gray uint8 image -> 2-D gray uint8."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    raise ValueError(f"unsupported image shape {image.shape}")
+
+
+def resize_face(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a gray face to (h, w); INTER_AREA is the anti-aliased choice for shrinking."""
+    h, w = size
+    if gray.shape[:2] == (h, w):
+        return gray
+    interp = cv2.INTER_AREA if gray.shape[0] >= h and gray.shape[1] >= w else cv2.INTER_LINEAR
+    return cv2.resize(gray, (w, h), interpolation=interp)
+
+
+def expand_box(box: Box, margin: float, frame_shape: Sequence[int]) -> Box:
+    """Grow a box by ``margin`` of its size on each side and clip it to the frame."""
+    x, y, w, h = box
+    fh, fw = frame_shape[0], frame_shape[1]
+    dx, dy = round(w * margin), round(h * margin)
+    x0, y0 = max(0, x - dx), max(0, y - dy)
+    x1, y1 = min(fw, x + w + dx), min(fh, y + h + dy)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def crop_faces(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec) -> np.ndarray:
+    """Crop, grayscale and resize every box: uint8 array (N, h, w)."""
+    gray = to_gray(image)
+    out = np.empty((len(boxes), *spec.size), dtype=np.uint8)
+    for i, box in enumerate(boxes):
+        x, y, w, h = expand_box(box, spec.margin, gray.shape)
+        if w == 0 or h == 0:
+            raise ValueError(f"box {box} lies outside the {gray.shape[1]}x{gray.shape[0]} frame")
+        out[i] = resize_face(gray[y : y + h, x : x + w], spec.size)
+    return out
+
+
+def normalize(faces: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 faces (N, h, w) -> float32 model input in the spec's layout and channels."""
+    if faces.ndim != 3:
+        raise ValueError(f"expected faces of shape (N, h, w), got {faces.shape}")
+    x = faces.astype(np.float32) * np.float32(spec.scale) + np.float32(spec.offset)
+    x = x[..., None]
+    if spec.channels == 3:
+        x = np.repeat(x, 3, axis=-1)
+    if spec.layout == "NCHW":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x
+
+
+def prepare(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec) -> np.ndarray:
+    """The full serving contract: frame + boxes -> model input batch."""
+    return normalize(crop_faces(image, boxes, spec), spec)

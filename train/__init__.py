@@ -1,0 +1,1 @@
+"""edgefer training (Keras 3 on TensorFlow). Imports TensorFlow lazily."""

@@ -1,0 +1,91 @@
+"""Model architectures. The report's three models, built exactly as it describes them.
+
+Each builder takes (input_shape, num_classes) and returns an uncompiled keras.Model ending
+in softmax; ``ARCHS`` maps the ``--arch`` name to its builder and default recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+
+def _conv_block(x, filters: int, kernel: int, *, bn: bool, act: str, pool: bool, dropout: float, padding="same"):
+    x = layers.Conv2D(filters, kernel, padding=padding)(x)
+    if bn:
+        x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU(negative_slope=0.01)(x) if act == "leaky" else layers.Activation(act)(x)
+    if pool:
+        x = layers.MaxPooling2D(2)(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    return x
+
+
+def reference(input_shape, num_classes: int) -> keras.Model:
+    """The report's baseline: 4 conv blocks (64/128/512/512) + Dense 256/512, 58% after 15 epochs."""
+    inp = keras.Input(input_shape, name="face")
+    x = inp
+    for f, k in ((64, 3), (128, 5), (512, 3), (512, 3)):
+        x = _conv_block(x, f, k, bn=True, act="relu", pool=True, dropout=0.25)
+    x = layers.Flatten()(x)
+    for units in (256, 512):
+        x = layers.Dense(units)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Dropout(0.25)(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="reference")
+
+
+def report(input_shape, num_classes: int) -> keras.Model:
+    """The report's own 5-conv LeakyReLU model (about 3.44M parameters), 62.1% after 25 epochs."""
+    inp = keras.Input(input_shape, name="face")
+    x = _conv_block(inp, 32, 3, bn=True, act="leaky", pool=True, dropout=0.3)
+    x = _conv_block(x, 64, 5, bn=True, act="leaky", pool=True, dropout=0.3)
+    x = _conv_block(x, 128, 3, bn=False, act="leaky", pool=True, dropout=0.3)
+    x = _conv_block(x, 256, 5, bn=False, act="leaky", pool=True, dropout=0.3)
+    x = _conv_block(x, 512, 3, bn=False, act="leaky", pool=False, dropout=0.3)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Dense(512, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="report")
+
+
+def ckplus(input_shape, num_classes: int) -> keras.Model:
+    """The report's CK+ model: 3 valid convs + Dense 512/256, 92% on a random split."""
+    inp = keras.Input(input_shape, name="face")
+    x = inp
+    for f, k in ((32, 3), (64, 3), (128, 5)):
+        x = layers.Conv2D(f, k, padding="valid", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dropout(0.25)(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="ckplus")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    build: Callable[..., keras.Model]
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    about: str
+
+
+ARCHS: dict[str, ArchSpec] = {
+    "reference": ArchSpec(reference, 1e-4, 15, 128, "report baseline, 4 conv blocks, 58% (report)"),
+    "report": ArchSpec(report, 1e-4, 25, 128, "report's 5-conv LeakyReLU model, 62.1% (report)"),
+    "ckplus": ArchSpec(ckplus, 1e-3, 20, 32, "report's CK+ model, 92% random split (report)"),
+}

@@ -1,0 +1,139 @@
+"""`edgefer train`, `edgefer eval` and `edgefer inspect`.
+
+Registered through the ``edgefer.commands`` entry points. Only argparse is imported here;
+TensorFlow loads inside the command that needs it, so ``edgefer --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_DATA = "../shared/data/fer2013"
+ARCH_NAMES = ("reference", "report", "ckplus")
+
+
+def _need_train_extra() -> None:
+    from edgefer.runtime.cli import CommandError
+
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:
+        raise CommandError("this command needs TensorFlow: pip install 'edgefer[train]'") from exc
+
+
+def _add_data_args(p: argparse.ArgumentParser, split_default: str = "test") -> None:
+    p.add_argument(
+        "--data", default=DEFAULT_DATA,
+        help="FER2013 image tree (train/, test/ of <class>/ folders), the Kaggle fer2013.csv, "
+        f"or a CK+48 folder with --dataset ckplus (default: {DEFAULT_DATA})",
+    )
+    p.add_argument("--dataset", choices=("fer2013", "ckplus"), default="fer2013", help="layout of --data")
+    p.add_argument(
+        "--split", default=split_default,
+        help="fer2013: train | test (= PublicTest); ckplus: random | subject (the held-out part)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the CK+ split (default 0)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="CK+ held-out fraction (default 0.2)")
+
+
+# ---------------------------------------------------------------- train
+def register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a Keras model (reference, report, ckplus) with checkpoints and resume",
+        description="Train a model; every epoch writes last.keras, best.keras and a history.csv row "
+        "to the run folder, so a killed run continues with --resume. A report.md with curves, "
+        "confusion matrix and first-layer kernels is written at the end.",
+        epilog="examples:\n"
+        "  edgefer train --arch report --out runs/report                 # FER2013, 25 epochs\n"
+        "  edgefer train --arch report --out runs/report --resume        # continue after a kill\n"
+        "  edgefer train --arch ckplus --dataset ckplus --data ../shared/data/ckplus --split subject\n"
+        "  edgefer train --arch report --data fer2013.csv                # the Kaggle CSV",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--arch", choices=ARCH_NAMES, default="report", help="architecture (default report)")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"dataset location (default {DEFAULT_DATA})")
+    p.add_argument("--dataset", choices=("fer2013", "ckplus"), default="fer2013")
+    p.add_argument("--split", choices=("random", "subject"), default="random", help="CK+ split (default random)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="CK+ held-out fraction (default 0.2)")
+    p.add_argument("--out", help="run folder (default runs/<arch>)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the arch's recipe)")
+    p.add_argument("--batch", type=int, help="batch size (default: the arch's recipe)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the arch's recipe)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="train on a random subset of N images (smoke tests)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last.keras")
+    p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    _need_train_extra()
+    from .trainer import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, arch=args.arch, dataset=args.dataset, out=args.out or f"runs/{args.arch}",
+        epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed,
+        split=args.split, val_fraction=args.val_fraction, resume=args.resume, limit=args.limit,
+    )
+    out = train(cfg)
+    if not args.no_report:
+        from .report import write_run_report
+
+        print(f"report: {write_run_report(out)}")
+    return 0
+
+
+# ---------------------------------------------------------------- eval
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="accuracy, balanced accuracy, per-class recall, confusion matrix; compare artifacts",
+        description="Evaluate one or more models (Keras .keras / run folder, .onnx, .tflite) on the same "
+        "data. With several models it prints one table: format, size, accuracy, balanced accuracy, "
+        "change vs the first model, arg-max agreement with it, ms per face (batch 1), faces/s (batch 64).",
+        epilog="examples:\n"
+        "  edgefer eval models/fer2013_report.onnx\n"
+        "  edgefer eval runs/report models/fer2013_report.onnx models/fer2013_report_int8.onnx --out table.md\n"
+        "  edgefer eval models/*.onnx --write-card      # record the metrics in each model's card",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("models", nargs="+", help="model files or run folders; the first is the reference")
+    _add_data_args(p)
+    p.add_argument("--threads", type=int, default=1, help="inference threads for ONNX/TFLite (default 1)")
+    p.add_argument("--no-timing", action="store_true", help="skip the latency columns")
+    p.add_argument("--out", help="also write the report as Markdown here")
+    p.add_argument("--json", help="also write all metrics as JSON here")
+    p.add_argument("--write-card", action="store_true", help="store the metrics in each model's card")
+    p.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate_cli import run_eval
+
+    return run_eval(args)
+
+
+# ---------------------------------------------------------------- inspect
+def register_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect", help="one-page report for a model: confusion matrix, kernels, filtered images, samples",
+        description="Write report.md (+ PNGs) for a saved model or run folder: training curves (run "
+        "folders), confusion matrix (counts and row-normalised), per-class precision/recall/F1, sample "
+        "images per class, first-layer kernels and one real image filtered by each kernel.",
+        epilog="example:\n  edgefer inspect runs/report --out runs/report\n"
+        "  edgefer inspect models/fer2013_report.onnx --out reports/shipped",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="run folder, .keras or .onnx file")
+    _add_data_args(p)
+    p.add_argument("--out", help="output folder (default: the run folder, or reports/<model stem>)")
+    p.set_defaults(func=_inspect)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .report import write_model_report
+
+    model = Path(args.model)
+    out = Path(args.out) if args.out else (model if model.is_dir() else Path("reports") / model.stem)
+    print(f"report: {write_model_report(model, out, args)}")
+    return 0

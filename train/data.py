@@ -1,0 +1,200 @@
+"""Dataset loaders: FER2013 image folders, the Kaggle ``fer2013.csv``, CK+48, FER+ votes.
+
+Everything lands in memory as uint8 (N, h, w) through the runtime's own preprocessing
+(gray -> INTER_AREA resize), so a training image looks exactly like a served face crop.
+Bad input is reported and skipped, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgefer.runtime.labels import FER2013_LABELS, canonical_label
+from edgefer.runtime.preprocess import resize_face, to_gray
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+CKPLUS_NAME = re.compile(r"^S(\d+)_(\d+)_(\d+)")
+
+
+class DataError(RuntimeError):
+    """The data cannot be used at all (missing folder, no images, wrong columns)."""
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray  # uint8 (N, h, w)
+    y: np.ndarray  # int64 (N,) indices into labels
+    labels: tuple[str, ...]
+    files: list[str] = field(default_factory=list)
+    groups: np.ndarray | None = None  # subject ids, for subject-independent splits
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(self.y.tolist())
+        return {name: c.get(i, 0) for i, name in enumerate(self.labels)}
+
+    def summary(self) -> str:
+        per = ", ".join(f"{k} {v}" for k, v in self.counts().items())
+        return f"{self.name or 'dataset'}: {len(self)} images ({per})"
+
+    def subset(self, idx: np.ndarray, name: str | None = None) -> Dataset:
+        return Dataset(
+            x=self.x[idx],
+            y=self.y[idx],
+            labels=self.labels,
+            files=[self.files[i] for i in idx] if self.files else [],
+            groups=None if self.groups is None else self.groups[idx],
+            name=name or self.name,
+        )
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def _read_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        return None
+    if img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return resize_face(to_gray(img), size)
+
+
+def _read_many(paths: list[Path], size: tuple[int, int], workers: int = 4) -> list[np.ndarray | None]:
+    # cv2 releases the GIL while decoding, so threads keep both cores busy.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: _read_gray(p, size), paths, chunksize=256))
+
+
+def load_image_folder(
+    root: str | Path,
+    labels: tuple[str, ...] = FER2013_LABELS,
+    size: tuple[int, int] = (48, 48),
+    name: str | None = None,
+) -> Dataset:
+    """Read ``root/<class>/*`` images; class folders are matched through label aliases."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    paths: list[Path] = []
+    ys: list[int] = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = canonical_label(d.name)
+        if label not in labels:
+            n = sum(1 for _ in d.iterdir())
+            _warn(f"{d}: unknown class folder '{d.name}' ({n} files) skipped; known: {', '.join(labels)}")
+            continue
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        ys += [labels.index(label)] * len(files)
+    if not paths:
+        raise DataError(f"{root}: no images in <class>/ sub-folders (expected e.g. {root}/happy/*.jpg)")
+    images = _read_many(paths, size)
+    keep = [i for i, im in enumerate(images) if im is not None]
+    for i in set(range(len(paths))) - set(keep):
+        _warn(f"unreadable image skipped: {paths[i]}")
+    ds = Dataset(
+        x=np.stack([images[i] for i in keep]) if keep else np.zeros((0, *size), np.uint8),
+        y=np.asarray([ys[i] for i in keep], dtype=np.int64),
+        labels=labels,
+        files=[str(paths[i]) for i in keep],
+        name=name or root.name,
+    )
+    return ds
+
+
+def load_fer_csv(
+    path: str | Path, usage: str | tuple[str, ...] = "Training", size: tuple[int, int] = (48, 48)
+) -> Dataset:
+    """Read the Kaggle ``fer2013.csv`` (emotion,pixels,Usage); rows of other usages are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CSV not found: {path}")
+    usages = {usage} if isinstance(usage, str) else set(usage)
+    xs, ys, names = [], [], []
+    bad = 0
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or [])
+        if not {"emotion", "pixels"} <= cols:
+            raise DataError(f"{path}: expected columns emotion,pixels[,Usage]; found {sorted(cols)}")
+        for line, row in enumerate(reader, start=2):
+            if "Usage" in cols and row.get("Usage") not in usages:
+                continue
+            try:
+                label = int(row["emotion"])
+                if not 0 <= label < len(FER2013_LABELS):
+                    raise ValueError(f"emotion {label} outside 0..6")
+                pix = np.asarray(row["pixels"].split(), dtype=np.float64)
+                side = int(round(np.sqrt(pix.size)))
+                if side * side != pix.size or side == 0:
+                    raise ValueError(f"{pix.size} pixels is not a square image")
+                if pix.min() < 0 or pix.max() > 255:
+                    raise ValueError("pixel values outside 0..255")
+            except (ValueError, TypeError, AttributeError) as exc:
+                bad += 1
+                _warn(f"{path.name} line {line}: malformed row skipped ({exc})")
+                continue
+            xs.append(resize_face(pix.reshape(side, side).astype(np.uint8), size))
+            ys.append(label)
+            names.append(f"{path.name}:{line}")
+    if not xs:
+        raise DataError(f"{path}: no usable rows with Usage in {sorted(usages)}")
+    if bad:
+        _warn(f"{path.name}: {bad} malformed rows skipped")
+    return Dataset(
+        x=np.stack(xs), y=np.asarray(ys, np.int64), labels=FER2013_LABELS, files=names,
+        name=f"{path.stem}[{'+'.join(sorted(usages))}]",
+    )
+
+
+CKPLUS_LABELS: tuple[str, ...] = ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
+
+
+def load_ckplus(root: str | Path, size: tuple[int, int] = (48, 48)) -> Dataset:
+    """CK+48: ``root/<class>/S<subject>_<seq>_<frame>.png``; subject ids kept as groups."""
+    ds = load_image_folder(root, labels=CKPLUS_LABELS, size=size, name="ckplus")
+    groups = []
+    for f in ds.files:
+        m = CKPLUS_NAME.match(Path(f).name)
+        groups.append(int(m.group(1)) if m else -1)
+    ds.groups = np.asarray(groups, dtype=np.int64)
+    if (ds.groups < 0).any():
+        _warn(f"{int((ds.groups < 0).sum())} CK+ files without an S<subject>_ prefix: grouped as subject -1")
+    return ds
+
+
+def load_fer2013(root: str | Path, split: str, size: tuple[int, int] = (48, 48)) -> Dataset:
+    """``root`` is a Kaggle image tree (``train/``, ``test/``) or a ``fer2013.csv``."""
+    root = Path(root)
+    if root.suffix.lower() == ".csv":
+        usage = {"train": "Training", "test": "PublicTest", "val": "PublicTest", "private": "PrivateTest"}
+        return load_fer_csv(root, usage.get(split, split), size)
+    return load_image_folder(root / split, size=size, name=f"fer2013/{split}")
+
+
+def random_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.random.default_rng(seed).permutation(n)
+    k = int(round(n * test_fraction))
+    return np.sort(idx[k:]), np.sort(idx[:k])
+
+
+def group_split(groups: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split so that no group (subject) appears on both sides."""
+    uniq = np.random.default_rng(seed).permutation(np.unique(groups))
+    k = max(1, int(round(len(uniq) * test_fraction)))
+    test_mask = np.isin(groups, uniq[:k])
+    return np.flatnonzero(~test_mask), np.flatnonzero(test_mask)

@@ -1,0 +1,127 @@
+"""Evaluate Keras models and exported artifacts on the same data, with the same numbers.
+
+Keras models are run through the runtime's ``normalize``; ONNX / TFLite artifacts through
+the runtime's own classifiers, so an evaluation measures exactly what users will run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.runtime.metadata import ModelInfo
+from edgefer.runtime.preprocess import PreprocessSpec, normalize
+
+from .data import Dataset
+from .metrics import Metrics
+
+KERAS_SUFFIXES = {".keras", ".h5"}
+
+
+class KerasPredictor:
+    """A Keras model with the labels and preprocessing of its run folder (run.json)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import keras
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "best.keras"
+        if not path.is_file():
+            raise FileNotFoundError(f"Keras model not found: {path}")
+        self.path = path
+        self.model = keras.models.load_model(path, compile=False)
+        run = path.parent / "run.json"
+        if run.is_file():
+            meta = json.loads(run.read_text())
+            self.info = ModelInfo(
+                tuple(meta["labels"]), PreprocessSpec.from_json(json.dumps(meta["preprocess"])), {}
+            )
+        else:
+            from edgefer.runtime.labels import FER2013_LABELS
+
+            n = int(self.model.output_shape[-1])
+            if n != len(FER2013_LABELS):
+                raise ValueError(f"{path}: no run.json beside it to name its {n} outputs")
+            self.info = ModelInfo(FER2013_LABELS, PreprocessSpec(), {})
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        x = normalize(faces, self.info.preprocess)
+        if len(x) <= batch_size:
+            return np.asarray(self.model(x, training=False), dtype=np.float32)
+        return self.model.predict(x, batch_size=batch_size, verbose=0).astype(np.float32)
+
+
+def load_predictor(path: str | Path, threads: int = 1):
+    """Keras model or run folder -> KerasPredictor; .onnx / .tflite -> the runtime's classifier."""
+    path = Path(path)
+    if path.is_dir() or path.suffix in KERAS_SUFFIXES:
+        return KerasPredictor(path)
+    from edgefer.runtime.classifiers import load_classifier
+
+    return load_classifier(path, threads=threads)
+
+
+def predict_all(predictor, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    out = [predictor.predict(faces[i : i + batch]) for i in range(0, len(faces), batch)]
+    return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
+
+
+def map_predictions(probs: np.ndarray, model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
+    """Arg-max over the model's classes that the data also has, as indices into data_labels."""
+    missing = [name for name in data_labels if name not in model_labels]
+    if missing:
+        raise ValueError(f"model has no output for data classes {missing}; model labels: {list(model_labels)}")
+    cols = [model_labels.index(name) for name in data_labels]
+    return probs[:, cols].argmax(axis=1)
+
+
+@dataclass
+class Evaluation:
+    path: Path
+    metrics: Metrics
+    probs: np.ndarray
+    pred: np.ndarray
+
+    @property
+    def format(self) -> str:
+        if self.path.suffix in KERAS_SUFFIXES or self.path.is_dir():
+            return "keras"
+        quant = "int8" if "int8" in self.path.stem else ("fp16" if "fp16" in self.path.stem else "float")
+        return f"{self.path.suffix.lstrip('.')}-{quant}" if quant != "float" else self.path.suffix.lstrip(".")
+
+    @property
+    def size_mb(self) -> float:
+        p = self.path / "best.keras" if self.path.is_dir() else self.path
+        return p.stat().st_size / 1e6
+
+
+def evaluate(predictor, data: Dataset) -> Evaluation:
+    probs = predict_all(predictor, data.x)
+    pred = map_predictions(probs, tuple(predictor.labels), data.labels)
+    return Evaluation(Path(getattr(predictor, "path", "?")), Metrics.from_predictions(data.y, pred, data.labels), probs, pred)
+
+
+def time_predictor(predictor, faces: np.ndarray, batch: int, rounds: int) -> float:
+    """Median seconds per call of ``predict`` on ``batch`` faces, after a warm-up."""
+    x = faces[:batch]
+    if len(x) < batch:
+        x = np.resize(faces, (batch, *faces.shape[1:]))
+    for _ in range(3):
+        predictor.predict(x)
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        predictor.predict(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))

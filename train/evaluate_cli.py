@@ -1,0 +1,130 @@
+"""The body of `edgefer eval`: load data once, evaluate every model, print and write one table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split
+from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
+
+
+def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -> tuple[Dataset, str]:
+    """The dataset named by the data arguments, and a short key naming it (for cards)."""
+    if args.dataset == "ckplus":
+        ds = load_ckplus(args.data, size)
+        if args.split in ("random", "subject"):
+            split = group_split(ds.groups, args.val_fraction, args.seed) if args.split == "subject" else \
+                random_split(len(ds), args.val_fraction, args.seed)
+            ds = ds.subset(split[1], f"ckplus/{args.split}-heldout")
+        return ds, f"ckplus-{args.split}-seed{args.seed}"
+    ds = load_fer2013(args.data, args.split, size)
+    key = {"test": "fer2013-publictest", "train": "fer2013-training"}.get(args.split, f"fer2013-{args.split}")
+    return ds, key
+
+
+def comparison_table(evals: list[Evaluation], timing: dict[Path, tuple[float, float]]) -> str:
+    ref = evals[0]
+    head = "| model | format | size MB | accuracy | balanced acc. | Δ acc. vs first | agreement vs first |"
+    sep = "|---|---|---:|---:|---:|---:|---:|"
+    if timing:
+        head += " ms/face (batch 1) | faces/s (batch 64) |"
+        sep += "---:|---:|"
+    rows = [head, sep]
+    for e in evals:
+        agree = float((e.pred == ref.pred).mean())
+        row = (
+            f"| {e.path.name} | {e.format} | {e.size_mb:.2f} | {e.metrics.accuracy:.4f} | "
+            f"{e.metrics.balanced_accuracy:.4f} | {100 * (e.metrics.accuracy - ref.metrics.accuracy):+.2f} pt | "
+            f"{agree:.4f} |"
+        )
+        if timing:
+            ms1, fps64 = timing.get(e.path, (float("nan"), float("nan")))
+            row += f" {ms1:.3f} | {fps64:.0f} |"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from edgefer.runtime.cli import CommandError
+
+    try:
+        data, key = load_eval_data(args)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    print(data.summary())
+    evals: list[Evaluation] = []
+    timing: dict[Path, tuple[float, float]] = {}
+    sections = []
+    for name in args.models:
+        try:
+            predictor = load_predictor(name, threads=args.threads)
+        except Exception as exc:  # any loader error is a user-facing message here
+            raise CommandError(f"{name}: {exc}") from exc
+        try:
+            ev = evaluate(predictor, data)
+        except ValueError as exc:
+            raise CommandError(f"{name}: {exc}") from exc
+        evals.append(ev)
+        m = ev.metrics
+        if not args.no_timing:
+            t1 = time_predictor(predictor, data.x, batch=1, rounds=200)
+            t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
+            timing[ev.path] = (1000 * t1, 64 / t64)
+        text = (
+            f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
+            f"on {m.n} images ({data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
+            f"```\n{m.confusion_text()}\n```\n"
+        )
+        sections.append(text)
+        print(text)
+        if args.write_card:
+            _write_card(ev, key, data, timing.get(ev.path))
+    table = comparison_table(evals, timing)
+    print(table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(
+            f"# edgefer eval on {data.name}\n\ncommand: `{_command()}`\n\n{table}\n\n" + "\n".join(sections)
+        )
+        print(f"wrote {args.out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {str(e.path): e.metrics.to_dict() | {"timing": timing.get(e.path)} for e in evals}, indent=2
+        ))
+    return 0
+
+
+def _command() -> str:
+    return "edgefer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _write_card(ev: Evaluation, key: str, data: Dataset, timing: tuple[float, float] | None) -> None:
+    from .cards import record_metrics
+
+    d = ev.metrics.to_dict()
+    metrics = {
+        "accuracy": d["accuracy"],
+        "balanced_accuracy": d["balanced_accuracy"],
+        "per_class_recall": {k: v["recall"] for k, v in d["per_class"].items()},
+        "n": d["n"],
+        "data": data.name,
+        "measured_by": _command(),
+        "date": dt.date.today().isoformat(),
+    }
+    if timing:
+        metrics["ms_per_face_batch1_1thread_here"] = round(timing[0], 3)
+    if ev.format == "keras":
+        run = ev.path.parent
+        (run / f"metrics-{key}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        return
+    record_metrics(ev.path, key, metrics)
+    print(f"recorded {key} metrics in {ev.path}'s card")
+
+
+

@@ -1,0 +1,64 @@
+"""Feeds uint8 faces to Keras in batches through the runtime's ``normalize``.
+
+Shuffling is seeded per epoch (seed + epoch), so a resumed run sees the same order
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from edgefer.runtime.preprocess import PreprocessSpec, normalize
+
+
+class FaceBatches(keras.utils.PyDataset):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        spec: PreprocessSpec,
+        batch_size: int,
+        *,
+        num_classes: int | None = None,
+        targets: np.ndarray | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.y, self.spec = x, y, spec
+        self.batch_size = batch_size
+        self.num_classes = num_classes or int(y.max()) + 1
+        # Soft targets (FER+ vote distributions) replace one-hot labels when given.
+        self.targets = targets
+        self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
+        self.augment = augment
+        self._order = self._make_order()
+
+    def _make_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.y))
+        return np.random.default_rng(self.seed + self.epoch).permutation(len(self.y))
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, i: int):
+        idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+        faces = self.x[idx]
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            faces = self.augment(faces, rng)
+        if self.targets is not None:
+            t = self.targets[idx].astype(np.float32)
+        else:
+            t = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
+        return normalize(faces, self.spec), t
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._make_order()

@@ -1,0 +1,171 @@
+"""Training runs: a run folder with checkpoints every epoch, history.csv and resume.
+
+Run folder layout::
+
+    run.json        the configuration, labels and preprocessing (written once)
+    last.keras      model + optimizer after the last finished epoch (for --resume)
+    best.keras      best validation accuracy so far
+    history.csv     one row per epoch
+    metrics.json    evaluation of best.keras on the validation data
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.runtime.preprocess import PreprocessSpec
+
+from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str = "report"
+    dataset: str = "fer2013"  # fer2013 | ckplus
+    out: str = "runs/report"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int = 0
+    split: str = "random"  # ckplus only: random | subject
+    val_fraction: float = 0.2
+    resume: bool = False
+    limit: int | None = None  # use only the first N training images (smoke tests)
+    preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
+
+
+def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
+    """Return (train, val, description of the validation data)."""
+    size = tuple(cfg.preprocess["size"])
+    if cfg.dataset == "fer2013":
+        train = load_fer2013(cfg.data, "train", size)
+        val = load_fer2013(cfg.data, "test", size)
+        return train, val, "FER2013 PublicTest"
+    if cfg.dataset == "ckplus":
+        ds = load_ckplus(cfg.data, size)
+        if cfg.split == "subject":
+            tr, te = group_split(ds.groups, cfg.val_fraction, cfg.seed)
+        else:
+            tr, te = random_split(len(ds), cfg.val_fraction, cfg.seed)
+        desc = f"CK+ {cfg.split} split ({len(te)} of {len(ds)} images held out, seed {cfg.seed})"
+        return ds.subset(tr, "ckplus/train"), ds.subset(te, f"ckplus/val-{cfg.split}"), desc
+    raise ValueError(f"unknown dataset {cfg.dataset!r}; expected fer2013 or ckplus")
+
+
+def _finished_epochs(history: Path) -> int:
+    if not history.is_file():
+        return 0
+    with history.open() as fh:
+        return sum(1 for _ in csv.DictReader(fh))
+
+
+def train(cfg: TrainConfig) -> Path:
+    import keras
+
+    from .archs import ARCHS
+
+    arch = ARCHS[cfg.arch]
+    epochs = cfg.epochs or arch.epochs
+    batch = cfg.batch_size or arch.batch_size
+    lr = cfg.learning_rate or arch.learning_rate
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_json = out / "run.json"
+    spec = PreprocessSpec.from_json(json.dumps(cfg.preprocess))
+
+    keras.utils.set_random_seed(cfg.seed)
+    train_ds, val_ds, val_desc = load_splits(cfg)
+    if cfg.limit:
+        pick = np.random.default_rng(cfg.seed).permutation(len(train_ds))[: cfg.limit]
+        train_ds = train_ds.subset(np.sort(pick))
+    print(train_ds.summary())
+    print(val_ds.summary())
+
+    start_epoch = 0
+    last = out / "last.keras"
+    if cfg.resume and last.is_file():
+        start_epoch = _finished_epochs(out / "history.csv")
+        model = keras.models.load_model(last)
+        print(f"resuming {out} after epoch {start_epoch}")
+    else:
+        if cfg.resume:
+            print(f"nothing to resume in {out}: starting fresh")
+        (out / "history.csv").unlink(missing_ok=True)
+        model = arch.build((*spec.size, spec.channels), len(train_ds.labels))
+        model.compile(
+            optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
+    meta = {
+        "config": asdict(cfg) | {"epochs": epochs, "batch_size": batch, "learning_rate": lr},
+        "labels": list(train_ds.labels),
+        "preprocess": json.loads(spec.to_json()),
+        "train_data": train_ds.summary(),
+        "val_data": f"{val_desc}: {val_ds.summary()}",
+        "params": int(model.count_params()),
+    }
+    if not run_json.is_file() or not cfg.resume:
+        run_json.write_text(json.dumps(meta, indent=2) + "\n")
+
+    n_cls = len(train_ds.labels)
+    train_seq = _batches(train_ds, spec, batch, n_cls, shuffle=True, seed=cfg.seed, epoch=start_epoch)
+    val_seq = _batches(val_ds, spec, 256, n_cls)
+    best_so_far = _best_val(out / "history.csv")
+    callbacks = [
+        _epoch_timer(),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
+        keras.callbacks.ModelCheckpoint(str(last)),
+        keras.callbacks.ModelCheckpoint(
+            str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+    ]
+    if start_epoch < epochs:
+        model.fit(
+            train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch,
+            callbacks=callbacks, verbose=2 if not _is_tty() else 1,
+        )
+    else:
+        print(f"{out}: all {epochs} epochs already done")
+    return out
+
+
+def _batches(ds: Dataset, spec: PreprocessSpec, batch: int, n_cls: int, **kw):
+    from .sequence import FaceBatches
+
+    return FaceBatches(ds.x, ds.y, spec, batch, num_classes=n_cls, **kw)
+
+
+def _best_val(history: Path) -> float | None:
+    if not history.is_file():
+        return None
+    with history.open() as fh:
+        vals = [float(r["val_accuracy"]) for r in csv.DictReader(fh) if r.get("val_accuracy")]
+    return max(vals) if vals else None
+
+
+def _is_tty() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
+
+
+def _epoch_timer():
+    """Adds epoch_seconds to the logs; listed before CSVLogger so history.csv records it."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = round(time.perf_counter() - self.t0, 1)
+
+    return EpochTimer()
