@@ -110,7 +110,7 @@ def _data_root(args, run: dict) -> Path | None:
             raise CommandError(f"--calib-data {root}: not found")
         return root
     recorded = run.get("config", {}).get("data")
-    if recorded and Path(recorded).exists() and run.get("config", {}).get("dataset", "fer2013") == "fer2013":
+    if recorded and Path(recorded).exists():
         print(f"calibration/verification data: {recorded} (from run.json; --calib-data to change)")
         return Path(recorded)
     return None
@@ -143,18 +143,20 @@ def run_export(args: argparse.Namespace) -> int:
         run_json = model_path.parent / "run.json"
         run = json.loads(run_json.read_text()) if run_json.is_file() else {}
         root = _data_root(args, run)
+        vroot = Path(args.verify_data) if args.verify_data else root
         needs_calib = any(f.calibrated for f in formats)
-        if root is None and (needs_calib or not args.no_verify):
+        if needs_calib and root is None:
             calibrated = ", ".join(f.name for f in formats if f.calibrated)
-            why = f"{calibrated} calibrate" if needs_calib else "verification needs"
-            raise CommandError(f"{why} on real faces: pass --calib-data ROOT (e.g. ../shared/data/fer2013)"
-                               + ("" if needs_calib else " or --no-verify"))
+            raise CommandError(f"{calibrated} calibrate on real faces: pass --calib-data ROOT "
+                               "(e.g. ../shared/data/fer2013)")
+        if vroot is None and not args.no_verify:
+            raise CommandError("verification needs real faces: pass --calib-data ROOT "
+                               "(or --verify-data ROOT), or --no-verify")
         source = load_source(model_path)
         labels, size = source.info.labels, source.info.preprocess.size
         calib = load_calibration(root, labels, size, args.calib_size, args.seed) if needs_calib else None
         verify = None
         if not args.no_verify:
-            vroot = Path(args.verify_data) if args.verify_data else root
             verify = load_verification(vroot, labels, size, args.verify_size, args.seed, calib)
         out = Path(args.out) if args.out else model_path.parent / "export"
         stem = args.name or default_stem(model_path)

@@ -61,7 +61,7 @@ class ExportFormat:
 
     @property
     def suffix(self) -> str:
-        return Path(self.tail).suffix
+        return Path(f"stem{self.tail}").suffix  # Path(".onnx").suffix is "" (a dot file)
 
     def missing(self) -> list[str]:
         """Required modules that cannot be imported here, with the install that provides them."""

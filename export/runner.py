@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefer.runtime.metadata import card_path
+
 from .artifact_metadata import artifact_info, attach_metadata, with_verification
 from .calibration import FaceSet
 from .context import DEFAULT_OPSET, ExportContext
@@ -44,7 +46,9 @@ class ExportResult:
         head = f"{self.format:<12} {self.path.name:<28}"
         if self.error is not None:
             return f"{head} FAILED: {self.error.splitlines()[0]}"
-        ratio = f" ({float_bytes / self.size:.1f}x smaller)" if float_bytes and self.size else ""
+        # Size against float32 weights (4 bytes a parameter): the number quantization is judged by.
+        shrink = float_bytes / self.size if float_bytes and self.size else 0.0
+        ratio = f" ({shrink:.1f}x smaller)" if shrink >= 1.2 else ""
         line = f"{head} {self.size / 1e6:7.2f} MB{ratio:<17} {self.seconds:5.1f}s"
         if self.verification is None:
             return f"{line}  not verified"
@@ -65,7 +69,9 @@ def check_ready(formats: Sequence[ExportFormat], calib: FaceSet | None) -> None:
 def export_format(fmt: ExportFormat, ctx: ExportContext, out_dir: Path, stem: str) -> ExportResult:
     path = out_dir / fmt.filename(stem)
     result = ExportResult(fmt.name, path)
-    path.unlink(missing_ok=True)  # a stale file must not pass the non-empty check
+    # A stale file must not pass the non-empty check, nor a stale card describe a new file.
+    path.unlink(missing_ok=True)
+    card_path(path).unlink(missing_ok=True)
     try:
         t0 = time.perf_counter()
         details = fmt.exporter(ctx, path)

@@ -18,6 +18,8 @@ from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.runtime.metadata import ModelInfo
 from edgefer.runtime.preprocess import PreprocessSpec
 
+from .native_output import captured_native_output
+
 
 class SourceError(ValueError):
     """The model to export cannot be found or does not fit its metadata."""
@@ -109,7 +111,8 @@ def load_source(path: str | Path) -> SourceModel:
         except ValueError as exc:
             raise SourceError(f"{run_json}: unreadable run.json: {exc}") from exc
 
-    import keras
+    with captured_native_output("importing Keras"):  # TensorFlow's start-up log lines
+        import keras
 
     try:
         # compile=False: the optimizer state is irrelevant for inference and slow to restore.

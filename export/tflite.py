@@ -9,6 +9,7 @@ JSON card beside it is its only metadata.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,9 @@ def _convert(ctx: ExportContext, path: Path, configure=None) -> None:
     converter = tf.lite.TFLiteConverter.from_keras_model(ctx.source.model)
     if configure is not None:
         configure(converter, tf)
-    with captured_native_output("TFLite conversion"):
+    with captured_native_output("TFLite conversion"), warnings.catch_warnings():
+        # Emitted whenever the input is int8; the input scale comes from calibration anyway.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         data = converter.convert()
     path.write_bytes(data)
 

@@ -22,7 +22,9 @@ absent, so while importing mediapipe we make ``tensorflow`` look absent.
 from __future__ import annotations
 
 import importlib.abc
+import os
 import sys
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,9 +83,9 @@ class HaarDetector(FaceDetector):
 
     def __init__(
         self,
-        max_side: int = 480,
-        min_size: int = 20,
-        scale_factor: float = 1.1,
+        max_side: int = 320,
+        min_size: int = 24,
+        scale_factor: float = 1.15,
         min_neighbors: int = 5,
         cascade: str = "haarcascade_frontalface_default.xml",
     ) -> None:
@@ -118,7 +120,8 @@ class HaarDetector(FaceDetector):
             minSize=(self.min_size, self.min_size),
         )
         out = []
-        for (x, y, bw, bh), n in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)):
+        boxes, votes = np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)
+        for (x, y, bw, bh), n in zip(boxes, votes, strict=True):
             box = _clip_box(x / scale, y / scale, bw / scale, bh / scale, w, h)
             if box is not None:
                 out.append(Detection(box, float(n) / (float(n) + self.min_neighbors)))
@@ -148,6 +151,8 @@ def _tensorflow_hidden() -> Iterator[None]:
 
 
 def _import_mediapipe_face_detector():  # noqa: ANN202 - returns the mediapipe module
+    # MediaPipe's C++ core logs INFO lines (LiteRT, XNNPACK) to stderr; keep warnings and errors.
+    os.environ.setdefault("GLOG_minloglevel", "1")
     try:
         with _tensorflow_hidden():
             from mediapipe.tasks.python.vision import face_detector
@@ -194,12 +199,12 @@ class MediaPipeDetector(FaceDetector):
             self._detector = fd.FaceDetector.create_from_options(options)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError from its C layer
             raise DetectorError(f"mediapipe cannot load {path}: {exc}") from exc
+        # An unclosed mediapipe task fails noisily at interpreter exit (its executor is already
+        # shut down); this finalizer closes it first, or at worst disarms it.
+        self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        if image.ndim == 2:
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        else:
-            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         mp_img = self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
         result = self._detector.detect(mp_img)
@@ -213,9 +218,16 @@ class MediaPipeDetector(FaceDetector):
         return out
 
     def close(self) -> None:
-        detector, self._detector = getattr(self, "_detector", None), None
-        if detector is not None:
-            detector.close()
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer()  # runs mediapipe's close once; later calls are no-ops
+
+
+def _close_quietly(detector) -> None:  # noqa: ANN001 - a mediapipe FaceDetector
+    try:
+        detector.close()
+    except RuntimeError:  # "cannot schedule new futures after shutdown": the process is exiting
+        detector._handle = None  # stops mediapipe's __del__ from retrying; the OS frees the rest
 
 
 def make_detector(name: str, **kwargs: object) -> FaceDetector:

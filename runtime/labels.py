@@ -13,7 +13,9 @@ FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
 )
-FERPLUS_LABELS: tuple[str, ...] = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt")
+FERPLUS_LABELS: tuple[str, ...] = (
+    "neutral", "happy", "surprise", "sad", "angry", "disgust", "fear", "contempt",
+)
 
 # Folder names seen in downloaded datasets, mapped to edgefer's names.
 LABEL_ALIASES: dict[str, str] = {

@@ -141,10 +141,10 @@ class Recognizer:
                 Face(
                     box=tuple(int(v) for v in box),
                     label=labels[int(np.argmax(p))],
-                    probabilities={name: float(v) for name, v in zip(labels, p)},
+                    probabilities={name: float(v) for name, v in zip(labels, p, strict=True)},
                     track_id=track_ids[i],
                     score=float(scores[i]),
-                    raw_probabilities={name: float(v) for name, v in zip(labels, raw[i])},
+                    raw_probabilities={name: float(v) for name, v in zip(labels, raw[i], strict=True)},
                 )
             )
         timings = {

@@ -1,10 +1,253 @@
-"""`edgefer run`: placeholder until the runtime command lands."""
+"""``edgefer run``: live emotion recognition on a camera, video, images or a stream.
+
+Only argparse is imported at module level so that ``edgefer --help`` stays instant;
+OpenCV, ONNX Runtime and the pipeline load when the command actually runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
+
+EPILOG = """\
+sources:
+  0, 1, ...            camera index (default 0; with no camera and no --source,
+                       the bundled sample clip plays instead)
+  clip.mp4             a video file (every frame is processed, none dropped)
+  photo.jpg            one image;  photos/  a folder;  'photos/*.jpg'  a glob
+  rtsp://host/stream   any URL OpenCV opens (live: only the newest frame is used)
+
+outputs:
+  a window (default; q or Esc quits), or --headless: JSON Lines on stdout, one
+  line per frame: {"frame", "timestamp", "source", "faces": [{"box": [x, y, w, h],
+  "score", "label", "probabilities": {label: p}, "track_id"}], "timings_ms"}.
+  --jsonl FILE writes them to a file instead; --save writes annotated output.
+
+examples:
+  edgefer run                                   camera 0 in a window
+  edgefer run --source 0 --width 640 --height 480 --fps 30 --fourcc MJPG
+  edgefer run --source clip.mp4 --headless --jsonl out.jsonl --save out.mp4
+  edgefer run --source photos/ --headless --save annotated/
+  edgefer run --detector mediapipe --model models/fer2013_report.tflite
+  edgefer run --smooth 0 --max-frames 100 --headless > raw.jsonl
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run detection + emotion recognition on a camera, video or images")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser(
+        "run",
+        help="run face detection + emotion recognition on a camera, video, images or a stream",
+        description=(
+            "Detect faces, classify each face's emotion with an edgefer model (ONNX Runtime\n"
+            "or LiteRT, no TensorFlow), track faces across frames and smooth their probabilities."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--source", "-s", default=None, help="camera index, video, image, folder, glob or URL (default: 0)"
+    )
+    p.add_argument(
+        "--model", "-m", default=None, help="edgefer .onnx or .tflite model (default: the bundled model)"
+    )
+    p.add_argument(
+        "--detector", "-d", choices=("haar", "mediapipe"), default="haar",
+        help="face detector: haar (OpenCV, always available) or mediapipe (BlazeFace; "
+        "pip install 'edgefer[mediapipe]')  (default: haar)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="classifier threads (default: 1)")
+    p.add_argument(
+        "--smooth", type=float, default=None, metavar="W",
+        help="temporal smoothing: weight of the past in a per-face moving average, "
+        "0 = off, 0.9 = very steady (default: 0.6)",
+    )
+    p.add_argument("--headless", action="store_true", help="no window; JSON Lines to stdout unless --jsonl")
+    p.add_argument("--jsonl", metavar="PATH", default=None, help="write JSON Lines to PATH ('-' for stdout)")
+    p.add_argument(
+        "--save", metavar="PATH", default=None,
+        help="write annotated output: a video (.mp4, .avi, .mkv) or, for any other name, a folder of images",
+    )
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    cam = p.add_argument_group("camera options")
+    cam.add_argument("--width", type=int, default=None, help="requested capture width, e.g. 640")
+    cam.add_argument("--height", type=int, default=None, help="requested capture height, e.g. 480")
+    cam.add_argument("--fps", type=float, default=None, help="requested capture frame rate, e.g. 30")
+    cam.add_argument(
+        "--fourcc", default=None, metavar="CODE",
+        help="capture pixel format, e.g. MJPG (USB webcams often need it for 30 fps at 640x480)",
+    )
+    p.set_defaults(func=run)
+
+
+def _notice(message: str) -> None:
+    print(f"edgefer run: {message}", file=sys.stderr)
+
+
+def has_display() -> bool:
+    """False where a window cannot open (Linux without X11/Wayland, e.g. SSH or a service)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _open_source(args: argparse.Namespace):  # noqa: ANN202 - returns sources.Source
+    from edgefer.models import MODELS_DIR
+
+    from .cli import CommandError
+    from .sources import CameraOptions, SourceError, open_source
+
+    camera = CameraOptions(args.width, args.height, args.fps, args.fourcc)
+    if args.source is not None:
+        try:
+            return open_source(args.source, camera)
+        except SourceError as exc:
+            raise CommandError(str(exc)) from exc
+    try:
+        return open_source(0, camera)
+    except SourceError as exc:
+        sample = MODELS_DIR / "sample_face.mp4"
+        if not sample.is_file():
+            raise CommandError(str(exc)) from exc
+        _notice(f"{exc}; playing the bundled sample clip {sample.name} instead (use --source to choose)")
+        return open_source(sample)
+
+
+def _make_recognizer(args: argparse.Namespace):  # noqa: ANN202 - returns pipeline.Recognizer
+    from .cli import CommandError
+    from .detectors import DetectorError
+    from .metadata import ModelError
+    from .pipeline import Recognizer
+    from .tracking import DEFAULT_SMOOTH
+
+    smooth = DEFAULT_SMOOTH if args.smooth is None else args.smooth
+    if not 0.0 <= smooth < 1.0:
+        raise CommandError(f"--smooth must be in [0, 1), got {smooth}")
+    try:
+        return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth)
+    except (ModelError, DetectorError) as exc:
+        raise CommandError(str(exc)) from exc
+
+
+class _Stats:
+    """Running means for the closing summary and the on-screen FPS."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.with_faces = 0
+        self.sums: dict[str, float] = {}
+        self.loop_ms = 0.0
+        self.fps: float | None = None
+
+    def add(self, timings: dict[str, float], n_faces: int, loop_ms: float) -> None:
+        self.frames += 1
+        self.with_faces += n_faces > 0
+        for k, v in timings.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.loop_ms += loop_ms
+        inst = 1000.0 / loop_ms if loop_ms > 0 else 0.0
+        self.fps = inst if self.fps is None else 0.9 * self.fps + 0.1 * inst
+
+    def summary(self, detector: str, dropped: int) -> str:
+        n = max(1, self.frames)
+        stages = ", ".join(f"{k} {v / n:.2f}" for k, v in self.sums.items())
+        return (
+            f"{self.frames} frames, {self.with_faces} with faces; detector {detector}; "
+            f"mean ms per frame: {stages}; end-to-end {self.loop_ms / n:.2f} ms "
+            f"({1000.0 * n / self.loop_ms if self.loop_ms else 0:.1f} FPS)"
+            + (f"; {dropped} camera frames dropped to stay live" if dropped else "")
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    import contextlib
+    import signal
+
+    from .cli import CommandError
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise CommandError("--max-frames must be at least 1")
+    headless = args.headless
+    if not headless and not has_display():
+        _notice("no display ($DISPLAY is not set); running headless, JSON Lines to stdout")
+        headless = True
+    recognizer = _make_recognizer(args)
+    source = _open_source(args)
+
+    def _terminate(signum, frame):  # noqa: ANN001 - signal handler protocol
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        # `kill` closes the outputs like Ctrl-C does; not possible off the main thread (embedded use).
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, _terminate)
+    with recognizer, source:
+        return _loop(args, recognizer, source, headless)
+
+
+def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:  # noqa: ANN001
+    from contextlib import ExitStack
+
+    import cv2
+
+    from .cli import CommandError
+    from .drawing import annotate
+    from .outputs import ImageDirSink, JsonlWriter, VideoSink, frame_record, is_video_path
+
+    stats = _Stats()
+    window = None if headless else "edgefer"
+    with ExitStack() as stack:
+        jsonl_path = args.jsonl if args.jsonl is not None else ("-" if headless else None)
+        jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
+        video = image_dir = None
+        if args.save:
+            if is_video_path(args.save):
+                video = stack.enter_context(VideoSink(args.save, source.fps))
+            else:
+                image_dir = stack.enter_context(ImageDirSink(args.save))
+        if window:
+            stack.callback(cv2.destroyAllWindows)
+        t_prev = time.perf_counter()
+        for frame in source:
+            if frame.new_scene:
+                recognizer.reset()
+            result = recognizer(frame.image)
+            if jsonl:
+                jsonl.write(frame_record(frame, result))
+            if video or image_dir or window:
+                shown = annotate(frame.image, result.faces, stats.fps, result.timings_ms)
+                if video:
+                    video.write(shown)
+                if image_dir:
+                    image_dir.write(shown, frame)
+                if window:
+                    state = _show(window, shown, wait_ms=0 if frame.new_scene else 1)
+                    if state == "quit":
+                        break
+                    if state == "failed":
+                        window = None
+                        if not jsonl:
+                            jsonl = stack.enter_context(JsonlWriter("-"))
+            t_now = time.perf_counter()
+            stats.add(result.timings_ms, len(result.faces), (t_now - t_prev) * 1e3)
+            t_prev = t_now
+            if args.max_frames and stats.frames >= args.max_frames:
+                break
+    if stats.frames == 0:
+        raise CommandError(f"no readable frames in {source.name}", code=1)
+    _notice(stats.summary(recognizer.detector.name, source.dropped))
+    return 0
+
+
+def _show(window: str, image, wait_ms: int) -> str:  # noqa: ANN001
+    """Show a frame: "ok", "quit" (q or Esc) or "failed" (no GUI in this OpenCV build)."""
+    import cv2
+
+    try:
+        cv2.imshow(window, image)
+        key = cv2.waitKey(wait_ms) & 0xFF
+    except cv2.error as exc:  # e.g. opencv-python-headless: no GUI support compiled in
+        _notice(f"cannot open a window ({str(exc).strip().splitlines()[-1]}); continuing headless")
+        return "failed"
+    return "quit" if key in (ord("q"), 27) else "ok"

@@ -47,7 +47,9 @@ class IoUTracker:
     ``max_missed`` frames without a match (a blink of the detector keeps its id).
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10, smooth: float = DEFAULT_SMOOTH) -> None:
+    def __init__(
+        self, iou_threshold: float = 0.3, max_missed: int = 10, smooth: float = DEFAULT_SMOOTH
+    ) -> None:
         if not 0.0 <= smooth < 1.0:
             raise ValueError(f"smooth must be in [0, 1), not {smooth}")
         self.iou_threshold = float(iou_threshold)
@@ -80,7 +82,9 @@ class IoUTracker:
         return matched
 
     def update(self, boxes: Sequence[Box], probs: np.ndarray) -> tuple[list[int], np.ndarray]:
-        probs = np.asarray(probs, dtype=np.float32).reshape(len(boxes), -1)
+        probs = np.asarray(probs, dtype=np.float32)
+        if len(boxes) != len(probs):
+            raise ValueError(f"{len(boxes)} boxes but {len(probs)} probability rows")
         matched = self._match(boxes)
         ids: list[int] = []
         smoothed = probs.copy()

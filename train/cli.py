@@ -63,6 +63,16 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on a random subset of N images (smoke tests)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.keras")
+    r = p.add_argument_group("recipe (all off by default: the report's plain recipe)")
+    r.add_argument("--augment", action="store_true",
+                   help="shifts, flips, rotation, scale, random erasing, brightness/contrast (input pipeline)")
+    r.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1")
+    r.add_argument("--schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule")
+    r.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up before the cosine decay")
+    r.add_argument("--weight-decay", type=float, default=0.0, help="> 0 uses AdamW with this decay")
+    r.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default="none",
+                   help="weight the loss against class imbalance (disgust has 436 FER2013 images)")
+    r.add_argument("--init-from", help="start from these weights (.keras or .weights.h5): a new cycle")
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.set_defaults(func=_train)
 
@@ -75,6 +85,9 @@ def _train(args: argparse.Namespace) -> int:
         data=args.data, arch=args.arch, dataset=args.dataset, out=args.out or f"runs/{args.arch}",
         epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed,
         split=args.split, val_fraction=args.val_fraction, resume=args.resume, limit=args.limit,
+        augment=args.augment, label_smoothing=args.label_smoothing, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
+        init_from=args.init_from,
     )
     out = train(cfg)
     if not args.no_report:

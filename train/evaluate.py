@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from edgefer.runtime.metadata import ModelInfo
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
@@ -109,7 +108,8 @@ class Evaluation:
 def evaluate(predictor, data: Dataset) -> Evaluation:
     probs = predict_all(predictor, data.x)
     pred = map_predictions(probs, tuple(predictor.labels), data.labels)
-    return Evaluation(Path(getattr(predictor, "path", "?")), Metrics.from_predictions(data.y, pred, data.labels), probs, pred)
+    metrics = Metrics.from_predictions(data.y, pred, data.labels)
+    return Evaluation(Path(getattr(predictor, "path", "?")), metrics, probs, pred)
 
 
 def time_predictor(predictor, faces: np.ndarray, batch: int, rounds: int) -> float:

@@ -9,7 +9,6 @@ import shlex
 import sys
 from pathlib import Path
 
-
 from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split
 from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
 

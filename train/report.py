@@ -168,9 +168,8 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
     """Evaluate ``model`` and write out/report.md with every plot; returns the report path."""
     model = Path(model)
     out.mkdir(parents=True, exist_ok=True)
-    if model.is_dir() and (model / "run.json").is_file() and (args is None or args.data is None):
-        data, desc = _val_data_of_run(model)
-    elif model.is_dir() and (model / "run.json").is_file() and args is not None and _is_default(args):
+    # A run folder is judged on its own validation data unless other data is asked for.
+    if model.is_dir() and (model / "run.json").is_file() and (args is None or _is_default(args)):
         data, desc = _val_data_of_run(model)
     else:
         from .evaluate_cli import load_eval_data

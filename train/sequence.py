@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 
@@ -28,6 +27,7 @@ class FaceBatches(keras.utils.PyDataset):
         seed: int = 0,
         epoch: int = 0,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        class_weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y, self.spec = x, y, spec
@@ -37,6 +37,7 @@ class FaceBatches(keras.utils.PyDataset):
         self.targets = targets
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
         self.augment = augment
+        self.class_weights = class_weights
         self._order = self._make_order()
 
     def _make_order(self) -> np.ndarray:
@@ -57,7 +58,10 @@ class FaceBatches(keras.utils.PyDataset):
             t = self.targets[idx].astype(np.float32)
         else:
             t = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
-        return normalize(faces, self.spec), t
+        x = normalize(faces, self.spec)
+        if self.class_weights is not None:
+            return x, t, self.class_weights[self.y[idx]]
+        return x, t
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from edgefer.runtime.preprocess import PreprocessSpec
 
 from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split
@@ -37,7 +36,15 @@ class TrainConfig:
     split: str = "random"  # ckplus only: random | subject
     val_fraction: float = 0.2
     resume: bool = False
-    limit: int | None = None  # use only the first N training images (smoke tests)
+    limit: int | None = None  # train on a random subset of N images (smoke tests)
+    # Recipe switches (all off by default = the report's plain recipe).
+    augment: bool = False
+    label_smoothing: float = 0.0
+    schedule: str = "constant"  # constant | cosine (per step, with linear warm-up)
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0  # > 0 switches Adam to AdamW
+    class_weight: str = "none"  # none | sqrt | balanced
+    init_from: str | None = None  # start from these weights (.keras / .weights.h5), e.g. a new cosine cycle
     preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
 
@@ -99,8 +106,14 @@ def train(cfg: TrainConfig) -> Path:
             print(f"nothing to resume in {out}: starting fresh")
         (out / "history.csv").unlink(missing_ok=True)
         model = arch.build((*spec.size, spec.channels), len(train_ds.labels))
+        if cfg.init_from:
+            _load_weights(model, cfg.init_from)
+            print(f"initialised from {cfg.init_from}")
+        steps = (len(train_ds) + batch - 1) // batch
         model.compile(
-            optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"]
+            optimizer=_optimizer(cfg, lr, steps * epochs, steps * cfg.warmup_epochs),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"],
         )
     meta = {
         "config": asdict(cfg) | {"epochs": epochs, "batch_size": batch, "learning_rate": lr},
@@ -114,7 +127,15 @@ def train(cfg: TrainConfig) -> Path:
         run_json.write_text(json.dumps(meta, indent=2) + "\n")
 
     n_cls = len(train_ds.labels)
-    train_seq = _batches(train_ds, spec, batch, n_cls, shuffle=True, seed=cfg.seed, epoch=start_epoch)
+    augment = None
+    if cfg.augment:
+        from .augment import Augmenter
+
+        augment = Augmenter()
+    train_seq = _batches(
+        train_ds, spec, batch, n_cls, shuffle=True, seed=cfg.seed, epoch=start_epoch, augment=augment,
+        class_weights=class_weights(train_ds.y, n_cls, cfg.class_weight),
+    )
     val_seq = _batches(val_ds, spec, 256, n_cls)
     best_so_far = _best_val(out / "history.csv")
     callbacks = [
@@ -134,6 +155,48 @@ def train(cfg: TrainConfig) -> Path:
     else:
         print(f"{out}: all {epochs} epochs already done")
     return out
+
+
+def _optimizer(cfg: TrainConfig, lr: float, total_steps: int, warmup_steps: int):
+    import keras
+
+    rate = lr
+    if cfg.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr / 100 if warmup_steps else lr,
+            decay_steps=max(1, total_steps - warmup_steps),
+            alpha=0.01,
+            warmup_target=lr if warmup_steps else None,
+            warmup_steps=warmup_steps,
+        )
+    elif cfg.schedule != "constant":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected constant or cosine")
+    if cfg.weight_decay > 0:
+        return keras.optimizers.AdamW(rate, weight_decay=cfg.weight_decay)
+    return keras.optimizers.Adam(rate)
+
+
+def class_weights(y: np.ndarray, n_cls: int, mode: str) -> np.ndarray | None:
+    """Per-class loss weights, normalised to mean 1 over the training samples."""
+    if mode == "none":
+        return None
+    counts = np.bincount(y, minlength=n_cls).astype(np.float64)
+    w = 1.0 / np.maximum(counts, 1)
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    elif mode != "balanced":
+        raise ValueError(f"unknown class weighting {mode!r}; expected none, sqrt or balanced")
+    w /= (w[y]).mean()
+    return w.astype(np.float32)
+
+
+def _load_weights(model, path: str) -> None:
+    import keras
+
+    if path.endswith(".weights.h5"):
+        model.load_weights(path)
+    else:
+        model.set_weights(keras.models.load_model(path, compile=False).get_weights())
 
 
 def _batches(ds: Dataset, spec: PreprocessSpec, batch: int, n_cls: int, **kw):

@@ -184,8 +184,10 @@ else
 fi
 log "wheels: $(tr '\n' ' ' <"$DEPS/wheels.txt")"
 
-export PYTHONPATH=$SITE_APP:$DEPS/site PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-unset PYTHONHOME DISPLAY WAYLAND_DISPLAY
+# The aarch64 site dirs go only to the emulated python (the host python must never see them).
+export PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+unset PYTHONHOME PYTHONPATH DISPLAY WAYLAND_DISPLAY
+QEMU=(env "PYTHONPATH=$SITE_APP:$DEPS/site" "${QEMU[@]}")
 
 # ------------------------------------------------------------------ 5. which models
 declare -a MODELS=()
@@ -208,7 +210,9 @@ else
     log "models: no packaged classifier; building tiny random ones (plumbing test only, labels meaningless)"
     flags=(--int8)
     "$HOST_PY" -c 'import tensorflow' >/dev/null 2>&1 && flags+=(--tflite)
-    mapfile -t MODELS < <("$HOST_PY" "$HERE/tiny_model.py" "$WORK/models" "${flags[@]}" 2>/dev/null)
+    "$HOST_PY" "$HERE/tiny_model.py" "$WORK/models" "${flags[@]}" >"$WORK/tiny_model.log" 2>&1 \
+      || { tail -n 20 "$WORK/tiny_model.log"; die "building the synthetic models failed"; }
+    mapfile -t MODELS < <(grep -E '^/.*\.(onnx|tflite)$' "$WORK/tiny_model.log")
   fi
 fi
 [ ${#MODELS[@]} -gt 0 ] || die "no edgefer classifier (.onnx, or .tflite with its .json card) in models/ to test"

@@ -72,7 +72,7 @@ def build_tflite(path: Path) -> Path:
     import tensorflow as tf
 
     w, b = weights()
-    inp = tf.keras.Input((48, 48, 1), batch_size=1)
+    inp = tf.keras.Input((48, 48, 1))  # dynamic batch: the runtime resizes to the number of faces
     x = tf.keras.layers.Flatten()(inp)
     dense = tf.keras.layers.Dense(len(LABELS), activation="softmax")
     out = dense(x)

@@ -1,0 +1,113 @@
+"""Detectors find the faces in the shared photos; the mediapipe import stays TensorFlow-free."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgefer.runtime.detectors import DetectorError, HaarDetector, make_detector
+from edgefer.runtime.sources import read_image
+
+# Minimum faces per group photo. BlazeFace short-range is made for faces within ~2 m of a
+# webcam: on facerec_obama_and_biden.jpg (2000 px wide, faces ~10% of it) it finds none.
+GROUP_PHOTOS = {
+    "haar": {
+        "deepface_couple.jpg": 2,
+        "deepface_selfie-many-people.jpg": 3,
+        "facerec_obama_and_biden.jpg": 2,
+        "facerec_two_people.jpg": 2,
+    },
+    "mediapipe": {
+        "deepface_couple.jpg": 2,
+        "deepface_selfie-many-people.jpg": 3,
+        "facerec_two_people.jpg": 2,
+    },
+}
+ALL_GROUP_PHOTOS = set(GROUP_PHOTOS["haar"])
+
+HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+NO_MEDIAPIPE = "mediapipe not installed (pip install 'edgefer[mediapipe]')"
+DETECTORS = [
+    "haar",
+    pytest.param(
+        "mediapipe",
+        marks=pytest.mark.skipif(not HAS_MEDIAPIPE, reason=NO_MEDIAPIPE),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=DETECTORS)
+def detector(request: pytest.FixtureRequest):  # noqa: ANN201
+    with make_detector(request.param) as d:
+        yield d
+
+
+def _photos(faces_dir: Path) -> dict[str, np.ndarray]:
+    files = sorted(p for p in faces_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    photos = {p.name: read_image(p) for p in files}
+    assert len(photos) >= 20
+    return photos
+
+
+def test_detector_finds_a_face_in_every_single_person_photo(detector, faces_dir: Path) -> None:  # noqa: ANN001
+    missed = []
+    for name, image in _photos(faces_dir).items():
+        if name in ALL_GROUP_PHOTOS:
+            continue
+        detections = detector.detect(image)
+        h, w = image.shape[:2]
+        for d in detections:
+            x, y, bw, bh = d.box
+            assert 0 <= x < x + bw <= w and 0 <= y < y + bh <= h and 0.0 < d.score <= 1.0
+        if not detections:
+            missed.append(name)
+    assert not missed, f"{detector.name} found no face in {missed}"
+
+
+def test_detector_finds_several_faces_in_group_photos(detector, faces_dir: Path) -> None:  # noqa: ANN001
+    photos = _photos(faces_dir)
+    found = {name: len(detector.detect(photos[name])) for name in GROUP_PHOTOS[detector.name]}
+    short = {n: c for n, c in found.items() if c < GROUP_PHOTOS[detector.name][n]}
+    assert not short, f"{detector.name}: too few faces {short} (expected {GROUP_PHOTOS[detector.name]})"
+
+
+def test_detectors_find_nothing_in_a_blank_frame(detector) -> None:  # noqa: ANN001
+    assert detector.detect(np.full((480, 640, 3), 127, dtype=np.uint8)) == []
+
+
+def test_haar_accepts_gray_input_and_maps_boxes_back_to_full_resolution(faces_dir: Path) -> None:
+    image = read_image(faces_dir / "facerec_obama-720p.jpg")
+    gray = image.mean(axis=2).astype(np.uint8)
+    det = HaarDetector(max_side=320)
+    boxes = [d.box for d in det.detect(gray)]
+    assert boxes and all(b[2] > 100 for b in boxes)  # a 720p portrait face, not a 320 px one
+
+
+def test_unknown_detector_name() -> None:
+    with pytest.raises(DetectorError, match="unknown detector"):
+        make_detector("yolo")
+
+
+@pytest.mark.skipif(HAS_MEDIAPIPE, reason="mediapipe is installed")
+def test_mediapipe_missing_gives_an_install_hint() -> None:
+    with pytest.raises(DetectorError, match=r"edgefer\[mediapipe\]"):
+        make_detector("mediapipe")
+
+
+@pytest.mark.skipif(not HAS_MEDIAPIPE, reason=NO_MEDIAPIPE)
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="needs TensorFlow installed to prove it")
+def test_mediapipe_detector_does_not_import_tensorflow_even_when_installed() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from edgefer.runtime.detectors import make_detector\n"
+        "d = make_detector('mediapipe'); d.detect(np.zeros((240, 320, 3), np.uint8)); d.close()\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr

@@ -1,0 +1,72 @@
+"""Model loading: edgefer metadata is required, bad files give clear one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgefer.runtime.classifiers import load_classifier
+from edgefer.runtime.cli import main
+from edgefer.runtime.labels import FER2013_LABELS
+from edgefer.runtime.metadata import ModelError
+from edgefer.runtime.preprocess import PreprocessSpec
+from helpers import build_tiny_onnx
+
+
+def test_tiny_model_loads_and_predicts_a_dynamic_batch(tiny_onnx: Path) -> None:
+    clf = load_classifier(tiny_onnx)
+    assert clf.labels == FER2013_LABELS
+    for n in (1, 3):
+        probs = clf.predict(np.full((n, 48, 48), 128, dtype=np.uint8))
+        assert probs.shape == (n, 7)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_nchw_three_channel_model_gets_its_declared_layout(tmp_path: Path) -> None:
+    spec = PreprocessSpec(size=(40, 32), channels=3, layout="NCHW", scale=2 / 255, offset=-1.0)
+    clf = load_classifier(build_tiny_onnx(tmp_path / "nchw.onnx", labels=("a", "b"), spec=spec))
+    assert clf.predict(np.zeros((2, 40, 32), dtype=np.uint8)).shape == (2, 2)
+
+
+def test_model_without_metadata_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = build_tiny_onnx(tmp_path / "plain.onnx", with_metadata=False)
+    with pytest.raises(ModelError) as err:
+        load_classifier(path)
+    message = str(err.value)
+    assert "not an edgefer model" in message
+    assert "edgefer.labels" in message and "edgefer.preprocess" in message
+    assert "edgefer export" in message  # tells the user how to fix it
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found"):
+        load_classifier(tmp_path / "nope.onnx")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a protobuf \x00\xff" * 20])
+def test_corrupt_or_empty_model_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match=r"broken\.onnx"):
+        load_classifier(path)
+
+
+def test_unknown_model_suffix_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"x")
+    with pytest.raises(ModelError, match="unknown model format"):
+        load_classifier(path)
+
+
+@pytest.mark.parametrize("kind", ["missing", "no-metadata"])
+def test_cli_reports_a_bad_model_in_one_line_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    model = tmp_path / "m.onnx"
+    if kind == "no-metadata":
+        build_tiny_onnx(model, with_metadata=False)
+    code = main(["run", "--model", str(model), "--source", str(tmp_path), "--headless"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("edgefer run: error:") and len(err.splitlines()) == 1, err

@@ -1,0 +1,87 @@
+"""Tracking keeps ids stable on moving faces; EMA smoothing reduces label flicker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edgefer.runtime.tracking import IoUTracker, iou
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def _uniform(n: int, k: int = 7) -> np.ndarray:
+    return np.full((n, k), 1.0 / k, dtype=np.float32)
+
+
+def test_ids_stay_stable_on_moving_boxes_and_survive_a_short_gap() -> None:
+    tracker = IoUTracker(max_missed=5)
+    seen_a, seen_b = set(), set()
+    for t in range(60):
+        moving = (10 + 4 * t, 50 + 2 * t, 80, 80)  # 4 px/frame right, 2 px/frame down
+        still = (500, 40, 60, 60)
+        boxes = [still, moving] if t % 2 else [moving, still]  # detection order must not matter
+        if 30 <= t < 33:  # the detector misses the moving face for three frames
+            boxes = [still]
+            ids, _ = tracker.update(boxes, _uniform(1))
+            seen_b.add(ids[0])
+            continue
+        ids, _ = tracker.update(boxes, _uniform(len(boxes)))
+        id_of = dict(zip(boxes, ids, strict=True))
+        seen_a.add(id_of[moving])
+        seen_b.add(id_of[still])
+    assert len(seen_a) == 1 and len(seen_b) == 1 and seen_a != seen_b
+
+
+def test_a_new_face_gets_a_new_id_and_a_lost_track_expires() -> None:
+    tracker = IoUTracker(max_missed=2)
+    (first,), _ = tracker.update([(0, 0, 50, 50)], _uniform(1))
+    for _ in range(3):
+        tracker.update([], _uniform(0))
+    (again,), _ = tracker.update([(0, 0, 50, 50)], _uniform(1))
+    assert again != first
+    ids, _ = tracker.update([(0, 0, 50, 50), (200, 200, 50, 50)], _uniform(2))
+    assert ids[0] == again and ids[1] not in (first, again)
+
+
+def _noisy_stream(frames: int, seed: int = 0) -> np.ndarray:
+    """A face that is 'happy' throughout, with per-frame classifier noise that often flips the argmax."""
+    rng = np.random.default_rng(seed)
+    base = np.array([0.05, 0.02, 0.05, 0.45, 0.10, 0.08, 0.25])
+    logits = np.log(base) + rng.normal(0, 0.5, size=(frames, 7))
+    p = np.exp(logits)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _label_changes(tracker: IoUTracker, stream: np.ndarray) -> tuple[int, int]:
+    labels = []
+    for t, p in enumerate(stream):
+        _, smoothed = tracker.update([(100 + t, 100, 80, 80)], p[None])
+        labels.append(int(np.argmax(smoothed[0])))
+    changes = sum(a != b for a, b in zip(labels, labels[1:], strict=False))
+    return changes, labels.count(3)
+
+
+def test_smoothing_reduces_flicker() -> None:
+    stream = _noisy_stream(200)
+    raw_changes, raw_happy = _label_changes(IoUTracker(smooth=0.0), stream)
+    smooth_changes, smooth_happy = _label_changes(IoUTracker(smooth=0.6), stream)
+    assert raw_changes >= 30  # the raw stream really flickers
+    assert smooth_changes <= raw_changes / 4
+    assert smooth_happy > raw_happy  # and the steadier label is the right one more often
+
+
+def test_smooth_zero_returns_raw_probabilities() -> None:
+    stream = _noisy_stream(10)
+    tracker = IoUTracker(smooth=0.0)
+    for t, p in enumerate(stream):
+        _, out = tracker.update([(t, 0, 50, 50)], p[None])
+        np.testing.assert_array_equal(out[0], p)
+
+
+def test_smooth_must_be_below_one() -> None:
+    with pytest.raises(ValueError):
+        IoUTracker(smooth=1.0)
