@@ -53,7 +53,8 @@ def _draw_bars(img: np.ndarray, face: Face, origin: tuple[int, int], scale: floa
     n = len(face.probabilities)
     row = max(10, round(22 * scale))
     width = max(40, round(110 * scale))
-    text_w = round(70 * scale)
+    longest = max((name[:8] for name in face.probabilities), key=len)
+    text_w = cv2.getTextSize(longest, FONT, scale * 0.8, 1)[0][0] + 6
     x0, y0 = origin
     if x0 + text_w + width > img.shape[1]:
         x0 = max(0, face.box[0] - text_w - width - 6)
@@ -68,15 +69,28 @@ def _draw_bars(img: np.ndarray, face: Face, origin: tuple[int, int], scale: floa
         cv2.rectangle(img, (bx, yy + 3), (bx + round(width * float(p)), yy + row - 2), label_color(name), -1)
 
 
+STAGE_ABBREVIATIONS = {"detect": "det", "preprocess": "pre", "classify": "cls", "track": "trk"}
+
+
 def draw_stats(img: np.ndarray, fps: float | None, timings_ms: Mapping[str, float], extra: str = "") -> None:
-    scale = max(0.45, min(img.shape[:2]) / 1000)
+    """FPS and per-stage ms, top left; wrapped onto more lines when the frame is narrow."""
+    scale = max(0.4, min(img.shape[:2]) / 1000)
     parts = [f"{fps:.1f} FPS"] if fps else []
-    parts += [f"{k} {v:.1f}" for k, v in timings_ms.items() if k != "total"]
-    if "total" in timings_ms:
-        parts.append(f"total {timings_ms['total']:.1f} ms")
+    stages = " ".join(f"{STAGE_ABBREVIATIONS.get(k, k)} {v:.1f}" for k, v in timings_ms.items() if k != "total")
+    if stages:
+        parts.append(stages + (f" = {timings_ms['total']:.1f} ms" if "total" in timings_ms else " ms"))
     if extra:
         parts.append(extra)
-    _text(img, "  ".join(parts), (8, round(24 * scale / 0.6)), scale)
+    lines: list[str] = []
+    for part in parts:
+        candidate = f"{lines[-1]}  {part}" if lines else part
+        if lines and cv2.getTextSize(candidate, FONT, scale, 1)[0][0] <= img.shape[1] - 16:
+            lines[-1] = candidate
+        else:
+            lines.append(part)
+    line_h = cv2.getTextSize("Ag", FONT, scale, 1)[0][1] + 8
+    for i, line in enumerate(lines):
+        _text(img, line, (8, 6 + line_h * (i + 1)), scale)
 
 
 def annotate(

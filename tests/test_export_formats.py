@@ -96,6 +96,8 @@ def test_compare_gates_on_agreement_and_difference():
     assert v.max_abs_diff == pytest.approx(0.15) and v.passed
     assert not compare(got, ref, faces, Check(0.8, None)).passed
     assert not compare(got, ref, faces, Check(0.5, 0.1)).passed
+    assert not compare(got, ref, faces, Check(0.5, None, max_accuracy_drop=0.2)).passed
+    assert compare(got, ref, faces, Check(0.5, None, max_accuracy_drop=0.25)).passed
 
 
 def test_an_exporter_that_writes_nothing_is_reported_not_raised(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.train.data import (
     CKPLUS_LABELS,

@@ -75,6 +75,33 @@ def ckplus(input_shape, num_classes: int) -> keras.Model:
     return keras.Model(inp, out, name="ckplus")
 
 
+def _bn_relu_conv(x, filters: int, stride: int = 1):
+    x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def edge(input_shape, num_classes: int, widths=(32, 48, 96, 192, 384)) -> keras.Model:
+    """Edge model: VGG-style 3x3 conv pairs with BatchNorm, early downsampling, global pooling.
+
+    Costs about 68M multiply-adds per 48x48 face (the report model: 82M) with 1.3M parameters;
+    the global-average-pooled head keeps the parameter count low and the model shift-tolerant.
+    """
+    inp = keras.Input(input_shape, name="face")
+    w0, w1, w2, w3, w4 = widths
+    x = _bn_relu_conv(inp, w0)
+    x = _bn_relu_conv(x, w0, stride=2)  # 24x24
+    for w in (w1, w2, w3):
+        x = _bn_relu_conv(x, w)
+        x = _bn_relu_conv(x, w)
+        x = layers.MaxPooling2D(2)(x)  # 12, 6, 3
+    x = _bn_relu_conv(x, w4)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.4)(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name="edge")
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     build: Callable[..., keras.Model]
@@ -88,4 +115,5 @@ ARCHS: dict[str, ArchSpec] = {
     "reference": ArchSpec(reference, 1e-4, 15, 128, "report baseline, 4 conv blocks, 58% (report)"),
     "report": ArchSpec(report, 1e-4, 25, 128, "report's 5-conv LeakyReLU model, 62.1% (report)"),
     "ckplus": ArchSpec(ckplus, 1e-3, 20, 32, "report's CK+ model, 92% random split (report)"),
+    "edge": ArchSpec(edge, 2e-3, 60, 128, "edge VGG-style model, GAP head (issue 6 candidate)"),
 }

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_DATA = "../shared/data/fer2013"
-ARCH_NAMES = ("reference", "report", "ckplus")
+ARCH_NAMES = ("reference", "report", "ckplus", "edge")
 
 
 def _need_train_extra() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.runtime.preprocess import PreprocessSpec
 
 from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split

@@ -1,0 +1,47 @@
+"""End to end: Recognizer on one real 640x480 clip frame with one face, for each detector.
+
+The benchmark times the whole ``Recognizer(frame)`` call; the Recognizer's own per-stage
+timings of the timed rounds are kept (as medians) in extra_info, to show where a frame goes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from harness import BenchConfig, artifact_info, measure
+
+DETECTORS = ("haar", "mediapipe")
+MODELS = ("onnxruntime-float", "onnxruntime-int8")
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("detector_name", DETECTORS)
+def bench_pipeline(benchmark, bench_config: BenchConfig, artifacts, one_face, detector_name: str,
+                   model: str) -> None:
+    from edgefer.runtime.detectors import DetectorError
+    from edgefer.runtime.pipeline import STAGES, Recognizer
+
+    backend, precision = model.split("-")
+    artifact = artifacts.get((backend, precision))
+    if artifact is None:
+        pytest.skip(f"no {precision} {backend} artifact in models/ or .cache/bench_models/")
+    try:
+        recognizer = Recognizer(model=artifact.path, detector=detector_name, threads=bench_config.threads)
+    except DetectorError as exc:  # mediapipe is an optional extra
+        pytest.skip(f"{detector_name} detector unavailable: {exc}")
+    frame = one_face.frame
+    timings: list[dict[str, float]] = []
+
+    def process() -> None:
+        timings.append(recognizer(frame).timings_ms)
+
+    with recognizer:
+        found = len(recognizer(frame).faces)
+        if found != 1:  # the end-to-end figure is defined for exactly one face
+            pytest.fail(f"{detector_name} found {found} faces in the benchmark frame, expected 1")
+        measure(benchmark, bench_config, "pipeline 640x480 1 face", process, stage="pipeline",
+                detector=detector_name, resolution="640x480", faces=1, **artifact_info(artifact))
+    timed = timings[bench_config.warmup :]
+    benchmark.extra_info["stages_p50_ms"] = {
+        stage: float(np.median([t[stage] for t in timed])) for stage in (*STAGES, "total")
+    }
