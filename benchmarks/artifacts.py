@@ -60,8 +60,10 @@ def scan(folder: Path, origin: str) -> dict[tuple[str, str], Artifact]:
         return found
     for path in sorted(folder.glob(MODEL_GLOB)):
         backend = BACKENDS.get(path.suffix.lower())
-        # A .tflite without its JSON card cannot be loaded by the runtime: not a usable artifact.
-        if backend is None or path.stat().st_size == 0 or not path.with_suffix(".json").is_file():
+        if backend is None or path.stat().st_size == 0:
+            continue
+        # A .tflite's only metadata is its JSON card (ONNX carries its own): without it, unusable.
+        if backend == "litert" and not path.with_suffix(".json").is_file():
             continue
         slot = (backend, precision_of(path))
         found.setdefault(slot, Artifact(path, backend, slot[1], origin))

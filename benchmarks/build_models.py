@@ -33,6 +33,7 @@ def write_random_run(run_dir: Path, seed: int = SEED) -> Path:
     """best.keras + run.json for an untrained ``report`` model."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+
     from edgefer.runtime.labels import FER2013_LABELS
     from edgefer.runtime.preprocess import PreprocessSpec
     from edgefer.train.archs import ARCHS

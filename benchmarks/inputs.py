@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgefer.runtime.preprocess import Box
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

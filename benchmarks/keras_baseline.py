@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 import numpy as np
+
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 SEED = 0
@@ -20,15 +21,23 @@ def pin_tensorflow_threads(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    # One op at a time, like the ONNX Runtime sessions (inter_op_num_threads = 1).
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        # One op at a time, like the ONNX Runtime sessions (inter_op_num_threads = 1).
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran an op in this process: fine only if it matches
+        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+            raise RuntimeError(
+                f"TensorFlow started before the benchmarks could pin it to {threads} threads; "
+                "run the Keras benchmarks in their own pytest process (benchmarks/run.py does)"
+            ) from None
 
 
 class KerasBaseline:
     def __init__(self, threads: int) -> None:
         pin_tensorflow_threads(threads)
         import keras
+
         from edgefer.runtime.labels import FER2013_LABELS
         from edgefer.train.archs import ARCHS
 

@@ -98,7 +98,7 @@ def header(session: dict) -> list[str]:
         "TensorFlow (MediaPipe sizes its own pool), one pytest process per thread count. "
         "p50/p90 are percentiles of the per-round times. Ratios compare numbers of the same process.",
     ]
-    if load is not None and m.get("usable_cores") and load > 0.5 * m["usable_cores"]:
+    if is_noisy(session):
         lines += ["", f"> **Noisy run**: the 1-minute load average was {load:.1f} on {m['usable_cores']} cores "
                   "when it started (other jobs were running). Absolute times are inflated and spread; "
                   "regenerate on a quiet machine before quoting them."]
@@ -223,63 +223,104 @@ def artifacts_section(results: list[Result]) -> list[str]:
     ]
 
 
-def targets_section(results: list[Result]) -> list[str]:
-    lines = ["## Targets (issue 5)", ""]
+# Why a stage can miss the per-frame budget; chosen by the measured stage, not written per run.
+WHY = {
+    "detect": {
+        "haar": "a Haar cascade evaluates a window at every position and scale of the (downscaled) frame, "
+                "so its cost follows pixels x scales whether or not a face is there; fewer scales "
+                "(a larger `min_size` or `scale_factor`, a smaller `max_side`) or detecting every n-th frame "
+                "and tracking in between would cut it",
+        "mediapipe": "BlazeFace is a single small CNN pass plus a BGR->RGB copy and MediaPipe's graph "
+                     "overhead; a detect stage far above the detector's own p50 in the detection table "
+                     "points at load on the machine, not at the detector",
+    },
+    "classify": "the report architecture reads 3.4 M weights per call (13.8 MB as float32); the INT8 "
+                "artifacts are 4x smaller and use integer kernels",
+    "preprocess": "the whole-frame gray conversion dominates; it is paid once per frame",
+    "track": "IoU matching and smoothing are O(faces x tracks); a miss here means a very busy machine",
+}
+
+
+def why(stage: str, detector: str) -> str:
+    reason = WHY.get(stage, "")
+    return reason.get(detector, "") if isinstance(reason, dict) else reason
+
+
+def frame_target_lines(results: list[Result]) -> list[str]:
     pipes = [r for r in by_stage(results, "pipeline") if r.threads == 1]
-    if pipes:
-        best = min(pipes, key=lambda r: r.p50)
-        met = best.p50 <= TARGET_FRAME_MS
-        st = best.info.get("stages_p50_ms", {})
-        shares = ", ".join(f"{s} {ms(st[s])} ms ({st[s] / best.p50:.0%})" for s in STAGES if s in st)
-        lines.append(
-            f"- End to end <= {TARGET_FRAME_MS:g} ms p50 (640x480, one face, 1 thread, fastest detector): "
-            f"**{'met' if met else 'missed'}**: {ms(best.p50)} ms with {best.info['detector']} + "
-            f"{best.info['backend']} {best.info['precision']} ({shares})."
-        )
-        if not met and st:
-            worst = max(STAGES, key=lambda s: st.get(s, 0.0))
-            rest = best.p50 - st.get(worst, 0.0)
-            lines.append(
-                f"  The stage that misses is **{worst}**: {ms(st[worst])} ms of the frame; everything else "
-                f"together is {ms(rest)} ms."
-            )
-            if worst == "detect":
-                lines.append(
-                    "  Why: a Haar cascade slides a window over every position and scale of the (downscaled) "
-                    "frame, which is O(pixels x scales) whether or not there is a face, while the classifier "
-                    "runs once per face. BlazeFace (`--detector mediapipe`) is a single small CNN pass; "
-                    "tracking boxes between frames and detecting every n-th frame would also cut this stage."
-                )
-    else:
-        lines.append("- End to end: no 1-thread pipeline result in this run.")
+    if not pipes:
+        return ["- End to end: no 1-thread pipeline result in this run."]
+    best = min(pipes, key=lambda r: r.p50)
+    lines = [
+        f"- End to end <= {TARGET_FRAME_MS:g} ms p50 (640x480, one face, 1 thread, fastest detector): "
+        f"**{'met' if best.p50 <= TARGET_FRAME_MS else 'missed'}**: {ms(best.p50)} ms with "
+        f"{best.info['detector']} + {best.info['backend']} {best.info['precision']}."
+    ]
+    # One line per measured combination: which stage takes the frame, and why (once) when over budget.
+    explained: set[tuple[str, str]] = set()
+    for r in sorted(pipes, key=lambda p: (p.info["detector"], p.p50)):
+        st = r.info.get("stages_p50_ms", {})
+        shares = ", ".join(f"{s} {ms(st[s])} ({st[s] / r.p50:.0%})" for s in STAGES if s in st)
+        verdict = "within" if r.p50 <= TARGET_FRAME_MS else "over"
+        line = (f"  - {r.info['detector']} + {r.info['backend']} {r.info['precision']}: {ms(r.p50)} ms, "
+                f"{verdict} the budget; stages p50 ms: {shares}.")
+        if r.p50 > TARGET_FRAME_MS and st:
+            worst, second = sorted(STAGES, key=lambda s: -st.get(s, 0.0))[:2]
+            if st.get(worst, 0.0) > TARGET_FRAME_MS:
+                key = (worst, r.info["detector"])
+                reason = why(*key) if key not in explained else "as above"
+                explained.add(key)
+                line += f" The stage that misses is **{worst}**: {reason}."
+            else:  # over budget only in sum: name the two largest, and what shrinks them
+                both = st.get(worst, 0.0) + st.get(second, 0.0)
+                line += (f" No stage alone exceeds {TARGET_FRAME_MS:g} ms; **{worst}** and **{second}** together "
+                         f"take {ms(both)} ms.")
+                if "classify" in (worst, second) and r.info.get("precision") != "int8":
+                    line += f" For classify: {why('classify', '')}."
+        lines.append(line)
+    return lines
+
+
+def speedup_target_lines(results: list[Result]) -> list[str]:
     runtime = [r for r in by_stage(results, "classify")
                if r.threads == 1 and r.faces == 1 and r.info.get("backend") != "keras"]
     base = keras_predict(results, 1, 1)
-    if runtime and base:
-        ratios = ", ".join(f"{r.info['backend']} {r.info['precision']} {base.p50 / r.p50:.0f}x"
-                           for r in sorted(runtime, key=lambda r: r.p50))
-        ok = [r for r in runtime if base.p50 / r.p50 >= TARGET_SPEEDUP]
+    if not (runtime and base):
+        return ["- Classification: no 1-thread Keras `predict` baseline in this run."]
+    ratios = ", ".join(f"{r.info['backend']} {r.info['precision']} {base.p50 / r.p50:.0f}x"
+                       for r in sorted(runtime, key=lambda r: r.p50))
+    ok = [r for r in runtime if base.p50 / r.p50 >= TARGET_SPEEDUP]
+    lines = [
+        f"- Classification >= {TARGET_SPEEDUP:g}x faster than Keras `predict` (1 face, 1 thread, same run): "
+        f"**{'met' if ok else 'missed'}** by {len(ok)} of {len(runtime)} runtime variants ({ratios})."
+    ]
+    call = next((r for r in by_stage(results, "classify") if r.threads == 1 and r.faces == 1
+                 and r.info.get("variant") == "keras-call"), None)
+    if call:
         lines.append(
-            f"- Classification >= {TARGET_SPEEDUP:g}x faster than Keras `predict` (1 face, 1 thread, same run): "
-            f"**{'met' if ok else 'missed'}** by {len(ok)} of {len(runtime)} runtime variants ({ratios})."
+            f"  Calling the Keras model directly is {base.p50 / call.p50:.1f}x faster than `predict`, which "
+            "sets up a data pipeline on every call: for one face most of `predict`'s time is that overhead."
         )
-        call = next((r for r in by_stage(results, "classify") if r.threads == 1 and r.faces == 1
-                     and r.info.get("variant") == "keras-call"), None)
-        if call:
-            lines.append(
-                f"  Calling the Keras model directly is already {base.p50 / call.p50:.1f}x faster than `predict` "
-                "(which builds a data pipeline per call): much of the report's 45 ms was per-call overhead, "
-                "not the network."
-            )
-    else:
-        lines.append("- Classification: no 1-thread Keras `predict` baseline in this run.")
     return lines
+
+
+def is_noisy(session: dict) -> bool:
+    m = session["machine"]
+    load, cores = m.get("load_before"), m.get("usable_cores")
+    return bool(load is not None and cores and load > 0.5 * cores)
+
+
+def targets_section(results: list[Result], noisy: bool) -> list[str]:
+    lines = ["## Targets (issue 5)", ""]
+    if noisy:
+        lines += ["Verdicts below come from a noisy run (see above): provisional, especially near the budget.", ""]
+    return [*lines, *frame_target_lines(results), *speedup_target_lines(results)]
 
 
 def render(session: dict, results: list[Result]) -> str:
     sections = [
-        header(session), targets_section(results), pipeline_section(results), classify_section(results),
-        detect_section(results), preprocess_section(results), artifacts_section(results),
+        header(session), targets_section(results, is_noisy(session)), pipeline_section(results),
+        classify_section(results), detect_section(results), preprocess_section(results), artifacts_section(results),
     ]
     skipped = session.get("skipped") or []
     if skipped:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgefer.runtime.labels import canonical_label
 from edgefer.runtime.preprocess import resize_face, to_gray
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.runtime.classifiers import load_classifier
 
 from .calibration import FaceSet
@@ -35,7 +36,7 @@ class Verification:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
 
     def summary(self) -> str:
-        return (f"agree {self.agreement:6.1%} of {self.images}  max|dp| {self.max_abs_diff:.4f}  "
+        return (f"agree {self.agreement:7.2%} of {self.images}  max|dp| {self.max_abs_diff:.4f}  "
                 f"acc {self.keras_accuracy:.1%} -> {self.accuracy:.1%}")
 
 

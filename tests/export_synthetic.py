@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.runtime.preprocess import PreprocessSpec
 
@@ -44,8 +45,9 @@ def write_tree(root: Path, splits: dict[str, int], seed: int = 0, folder_names=N
 def train_tiny_run(run_dir: Path, seed: int = 0) -> Path:
     """A run folder like `edgefer train` writes: best.keras + run.json, for a few-filter CNN."""
     import keras
-    from edgefer.runtime.preprocess import normalize
     from keras import layers
+
+    from edgefer.runtime.preprocess import normalize
 
     keras.utils.set_random_seed(seed)
     spec = PreprocessSpec()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_synthetic import LABELS, SIZE, write_tree
+
 from edgefer.export.calibration import (
     DataError,
     FaceSet,
@@ -18,6 +20,7 @@ from edgefer.export.calibration import (
 )
 from edgefer.export.context import ExportContext
 from edgefer.export.formats import FORMATS, Check, ExportFormat, parse_formats
+from edgefer.export.onnx_int8 import calib_batch_size
 from edgefer.export.runner import export_format
 from edgefer.export.source import SourceModel, default_stem
 from edgefer.export.verify import compare
@@ -25,7 +28,6 @@ from edgefer.runtime.classifiers import BACKENDS
 from edgefer.runtime.cli import main
 from edgefer.runtime.metadata import ModelInfo, card_path
 from edgefer.runtime.preprocess import PreprocessSpec
-from export_synthetic import LABELS, SIZE, write_tree
 
 
 def test_table_rows_have_distinct_cards_and_runtime_backends():
@@ -109,6 +111,11 @@ def test_an_exporter_that_writes_nothing_is_reported_not_raised(tmp_path):
     result = export_format(empty, ctx, tmp_path, "m")
     assert not result.ok and "wrote no data" in result.error
     assert "FAILED" in result.summary()
+
+
+@pytest.mark.parametrize(("n", "batch"), [(300, 30), (1000, 25), (97, 1), (14, 14)])
+def test_calibration_batches_are_equal_sized(n, batch):
+    assert calib_batch_size(n) == batch
 
 
 def test_default_stem_names_artifacts_after_the_run():

@@ -15,6 +15,8 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
+from export_synthetic import LABELS, faces, train_tiny_run, write_tree  # noqa: E402
+
 from edgefer.export.calibration import FaceSet  # noqa: E402
 from edgefer.export.context import ExportContext  # noqa: E402
 from edgefer.export.formats import FORMATS  # noqa: E402
@@ -25,7 +27,6 @@ from edgefer.runtime.classifiers import load_classifier  # noqa: E402
 from edgefer.runtime.cli import main  # noqa: E402
 from edgefer.runtime.metadata import ModelError, card_path  # noqa: E402
 from edgefer.runtime.preprocess import normalize  # noqa: E402
-from export_synthetic import LABELS, faces, train_tiny_run, write_tree  # noqa: E402
 
 # Agreement and probability tolerance against Keras on fresh faces, per format.
 TOLERANCE = {"onnx": 1e-5, "tflite": 1e-5, "tflite-fp16": 5e-3, "onnx-int8": 0.08, "tflite-int8": 0.08}

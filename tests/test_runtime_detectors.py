@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgefer.runtime.detectors import DetectorError, HaarDetector, make_detector
 from edgefer.runtime.sources import read_image
 

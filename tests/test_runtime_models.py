@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import build_tiny_onnx
+
 from edgefer.runtime.classifiers import load_classifier
 from edgefer.runtime.cli import main
 from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.runtime.metadata import ModelError
 from edgefer.runtime.preprocess import PreprocessSpec
-from helpers import build_tiny_onnx
 
 
 def test_tiny_model_loads_and_predicts_a_dynamic_batch(tiny_onnx: Path) -> None:

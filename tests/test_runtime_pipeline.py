@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgefer.runtime.classifiers import load_classifier
 from edgefer.runtime.cli import main
 from edgefer.runtime.detectors import Detection, FaceDetector

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgefer.runtime import sources
 from edgefer.runtime.cli import main
 from edgefer.runtime.sources import CaptureSource, ImageSource, LatestFrameReader, SourceError, open_source

@@ -140,6 +140,7 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="run folder, .keras or .onnx file")
     _add_data_args(p)
     p.add_argument("--out", help="output folder (default: the run folder, or reports/<model stem>)")
+    p.add_argument("--history", help="history.csv of the training run, for the curves of an exported model")
     p.set_defaults(func=_inspect)
 
 

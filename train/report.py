@@ -190,9 +190,10 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
             f"learning rate {meta['config']['learning_rate']}, seed {meta['config']['seed']}",
         ]
     lines += [f"- validation data: {desc} ({m.n} images)", ""]
-    curves = plot_history(run / "history.csv", out / "curves.png") if model.is_dir() else None
+    history = Path(args.history) if args is not None and getattr(args, "history", None) else run / "history.csv"
+    curves = plot_history(history, out / "curves.png") if history.is_file() else None
     if curves:
-        lines += _history_summary(run / "history.csv") + ["", "![accuracy and loss](curves.png)", ""]
+        lines += _history_summary(history) + ["", "![accuracy and loss](curves.png)", ""]
     lines += [
         "## Validation", "",
         f"accuracy **{m.accuracy:.4f}**, balanced accuracy **{m.balanced_accuracy:.4f}**", "",

@@ -21,6 +21,7 @@
 #   EDGEFER_ARM64_SYNTHETIC=1  no packaged classifier -> build tiny random ones (plumbing test only)
 #   EDGEFER_ARM64_MEDIAPIPE=1  also install the mediapipe extra and run the mediapipe detector
 #   EDGEFER_ARM64_COMPARE=0    skip the x86-64 comparison run
+#   EDGEFER_ARM64_PYTEST=0     skip tests/test_runtime_*.py under emulation
 #   EDGEFER_ARM64_REFRESH=1    re-resolve and re-download the aarch64 wheels
 #   PYTHON                 host Python with pip (default .venv/bin/python, else python3)
 set -euo pipefail
@@ -159,10 +160,14 @@ log "project: $(basename "$WHL")"
 # ------------------------------------------------------------------ 4. aarch64 wheels of the dependencies
 EXTRAS=litert
 [ "${EDGEFER_ARM64_MEDIAPIPE:-0}" = 1 ] && EXTRAS=litert,mediapipe
-PLAT=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311
-      --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64
-      --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64)
-DEPKEY=$({ "$HOST_PY" "$HERE/wheeltool.py" requires "$WHL"; echo "$EXTRAS ${PLAT[*]} v1"; } | sha256sum | cut -c1-12)
+# Debian 12 has glibc 2.36: accept every manylinux tag up to that.
+PLAT=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --platform manylinux2014_aarch64)
+for v in $(seq 17 36); do PLAT+=(--platform "manylinux_2_${v}_aarch64"); done
+# Test-only wheels (pytest, and onnx for tests/helpers.py's tiny model) live in a separate folder
+# that only the pytest step sees, so the runtime checks cannot lean on them.
+TEST_REQS=("pytest>=8" "onnx>=1.16")
+DEPKEY=$({ "$HOST_PY" "$HERE/wheeltool.py" requires "$WHL"; echo "$EXTRAS ${TEST_REQS[*]} ${PLAT[*]} v1"; } \
+         | sha256sum | cut -c1-12)
 DEPS=$CACHE/deps-$DEPKEY
 [ "${EDGEFER_ARM64_REFRESH:-0}" = 1 ] && rm -rf "$DEPS"
 if [ -f "$DEPS/.complete" ]; then
@@ -177,12 +182,22 @@ else
   rm -f "$DEPS.tmp"/wheels/edgefer-*.whl
   "$HOST_PY" "$HERE/wheeltool.py" unpack "$DEPS.tmp/site" "$DEPS.tmp"/wheels/*.whl
   (cd "$DEPS.tmp/wheels" && ls) >"$DEPS.tmp/wheels.txt"
-  rm -rf "$DEPS.tmp/wheels"
+  mkdir -p "$DEPS.tmp/test-wheels"
+  "$HOST_PY" -m pip download -q --disable-pip-version-check "${PLAT[@]}" -d "$DEPS.tmp/test-wheels" \
+      "${TEST_REQS[@]}" >>"$DEPS.tmp/download.log" 2>&1 \
+    || { cat "$DEPS.tmp/download.log"; die "pip download of the aarch64 test wheels failed"; }
+  for w in "$DEPS.tmp"/test-wheels/*.whl; do  # only what the runtime set lacks (by distribution name)
+    grep -q "^$(basename "$w" | cut -d- -f1)-" "$DEPS.tmp/wheels.txt" && continue
+    "$HOST_PY" "$HERE/wheeltool.py" unpack "$DEPS.tmp/site-test" "$w"
+    basename "$w" >>"$DEPS.tmp/test-wheels.txt"
+  done
+  rm -rf "$DEPS.tmp/wheels" "$DEPS.tmp/test-wheels"
   touch "$DEPS.tmp/.complete"
   for old in "$CACHE"/deps-*; do [ "$old" = "$DEPS.tmp" ] || rm -rf "$old"; done
   mv "$DEPS.tmp" "$DEPS"
 fi
 log "wheels: $(tr '\n' ' ' <"$DEPS/wheels.txt")"
+log "test-only wheels: $(tr '\n' ' ' <"$DEPS/test-wheels.txt")"
 
 # The aarch64 site dirs go only to the emulated python (the host python must never see them).
 export PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
@@ -225,6 +240,18 @@ log "models: ${MODELS[*]##*/}"
 log "selftest under qemu-aarch64 (cortex-a72)"
 timeout 900 "${QEMU[@]}" "$HERE/emulated_check.py" selftest --clip "$CLIP" "${MODELS[@]}" \
   || die "runtime self-test failed under aarch64 emulation"
+
+# The project's own runtime tests (tests/test_runtime_*.py) under emulation, against the wheel.
+# Deselected: the whole-clip `edgefer run` test (~3 min emulated; step 7 covers it per model).
+if [ "${EDGEFER_ARM64_PYTEST:-1}" = 1 ] && compgen -G "$ROOT/tests/test_runtime_*.py" >/dev/null; then
+  log "pytest tests/test_runtime_*.py under qemu-aarch64"
+  QEMU_PREFIX=$("$HOST_PY" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \
+                "$(command -v qemu-aarch64-static)" -cpu cortex-a72 -L "$SYSROOT")
+  (cd "$ROOT" && EDGEFER_ARM64_QEMU_PREFIX=$QEMU_PREFIX timeout 1200 env \
+     "PYTHONPATH=$SITE_APP:$DEPS/site:$DEPS/site-test:$HERE" "${QEMU[@]:2}" -m pytest -p qemu_subprocess \
+     -p no:cacheprovider -q -m "not network" -k "not real_video" tests/test_runtime_*.py) \
+    || die "the runtime tests failed under aarch64 emulation"
+fi
 
 # ------------------------------------------------------------------ 7. (b) edgefer run --headless per model
 if "${QEMU[@]}" -m edgefer.runtime.cli run --help 2>/dev/null | grep -q -- '--jsonl'; then

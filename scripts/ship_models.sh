@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Exports a training run into models/ (float ONNX, INT8 ONNX, INT8 TFLite, each with its card),
+# records metrics measured by `edgefer eval` in every card, writes the comparison table and the
+# one-page report of the shipped model. Nothing here is typed in by hand.
+# Usage: bash scripts/ship_models.sh RUN_FOLDER NAME [DATA]
+#   e.g. bash scripts/ship_models.sh runs/report fer2013_report
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=$1
+NAME=$2
+DATA=${3:-../shared/data/fer2013}
+EDGEFER=${EDGEFER:-.venv/bin/edgefer}
+"$EDGEFER" export "$RUN" --format onnx,onnx-int8,tflite-int8 --out models --name "$NAME" --calib-data "$DATA"
+ARTIFACTS=(models/"$NAME".onnx models/"$NAME"-int8.onnx models/"$NAME"-full-int8.tflite)
+# The Keras run comes first: every other row is compared with the float model it came from.
+"$EDGEFER" eval "$RUN" "${ARTIFACTS[@]}" --data "$DATA" --write-card --out models/EVAL_"$NAME".md
+mkdir -p models/reports/"$NAME" && cp "$RUN/history.csv" models/reports/"$NAME"/history.csv
+"$EDGEFER" inspect models/"$NAME".onnx --data "$DATA" --history models/reports/"$NAME"/history.csv --out models/reports/"$NAME"
+ls -l "${ARTIFACTS[@]}"
