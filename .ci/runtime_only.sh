@@ -1,41 +1,54 @@
 #!/usr/bin/env bash
-# Builds a fresh venv with only the runtime (pip install .) and proves that TensorFlow is
-# neither installed nor imported while the runtime processes a real clip.
+# Builds a fresh venv with only the runtime and its optional extras (mediapipe, litert) and
+# proves that TensorFlow is neither installed nor imported while the runtime processes a real
+# clip, with each detector and each shipped model artifact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${RUNTIME_VENV:-/tmp/edgefer-runtime-venv}
 rm -rf "$VENV"
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q ".[mediapipe]"
+"$VENV/bin/python" -m pip install -q ".[mediapipe,litert]"
 if "$VENV/bin/python" -m pip show tensorflow tensorflow-cpu >/dev/null 2>&1; then
   echo "FAIL: the runtime install pulled TensorFlow" >&2
   exit 1
 fi
 echo "ok: no TensorFlow in the runtime install"
 "$VENV/bin/edgefer" --help >/dev/null
-CLIP=../shared/data/videos/sadtalker_WDA_KatieHill_000.mp4
+CLIP=$PWD/../shared/data/videos/sadtalker_WDA_KatieHill_000.mp4
 if [ ! -f "$CLIP" ]; then
   echo "SKIP: $CLIP absent; runtime-only clip check not run"
   exit 0
 fi
-cd /tmp  # run from outside the checkout so the installed package, not the source tree, is used
-for det in haar mediapipe; do
-  "$VENV/bin/python" - "$OLDPWD/$CLIP" "$det" <<'PY'
-import json, subprocess, sys, tempfile
+ROOT=$PWD
+MODELS=$(ls models/*.onnx models/*.tflite 2>/dev/null | grep -v face_detection || true)
+cd /tmp  # outside the checkout: the installed package is what runs
+"$VENV/bin/python" - "$ROOT" "$CLIP" $MODELS <<'PY'
+import json, os, sys, tempfile
+from collections import Counter
 from edgefer.runtime.cli import main
-clip, det = sys.argv[1], sys.argv[2]
-out = tempfile.mktemp(suffix=".jsonl")
-rc = main(["run", "--source", clip, "--headless", "--jsonl", out, "--detector", det])
-assert rc == 0, f"edgefer run exited {rc}"
-lines = [json.loads(l) for l in open(out)]
-with_face = sum(1 for l in lines if l["faces"])
+
+root, clip, models = sys.argv[1], sys.argv[2], sys.argv[3:]
+runs = [("haar", None, None), ("mediapipe", None, None)]  # both detectors, default model, whole clip
+runs += [("haar", os.path.join(root, m), 100) for m in models]  # each shipped artifact
+for det, model, frames in runs:
+    out = tempfile.mktemp(suffix=".jsonl")
+    args = ["run", "--source", clip, "--headless", "--jsonl", out, "--detector", det]
+    args += ["--model", model] if model else []
+    args += ["--max-frames", str(frames)] if frames else []
+    rc = main(args)
+    assert rc == 0, f"edgefer run exited {rc}"
+    lines = [json.loads(l) for l in open(out)]
+    with_face = sum(1 for l in lines if l["faces"])
+    for l in lines:
+        for f in l["faces"]:
+            assert abs(sum(f["probabilities"].values()) - 1) < 1e-3, f
+    labels = Counter(f["label"] for l in lines for f in l["faces"])
+    ms = sum(l["timings_ms"]["total"] for l in lines) / max(1, len(lines))
+    assert with_face >= 0.9 * len(lines), f"{det}: faces on only {with_face}/{len(lines)} frames"
+    name = os.path.basename(model) if model else "default model"
+    print(f"ok [{det}, {name}]: {len(lines)} frames, faces on {with_face}, labels {dict(labels)}, "
+          f"mean pipeline {ms:.1f} ms/frame")
 assert "tensorflow" not in sys.modules, "tensorflow was imported by the runtime"
-assert with_face >= 0.9 * len(lines), f"{det}: faces on only {with_face}/{len(lines)} frames"
-labels = {}
-for l in lines:
-    for f in l["faces"]:
-        labels[f["label"]] = labels.get(f["label"], 0) + 1
-print(f"ok [{det}]: {len(lines)} frames, faces on {with_face}, labels {labels}, tensorflow not imported")
+print("ok: tensorflow never imported")
 PY
-done

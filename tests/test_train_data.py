@@ -110,3 +110,27 @@ def test_real_fer2013_publictest_counts() -> None:
     assert ds.counts() == {
         "angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415, "neutral": 607,
     }
+
+
+def test_ferplus_votes_targets_and_drops(tmp_path: Path, capsys) -> None:
+    from edgefer.runtime.labels import FERPLUS_LABELS
+    from edgefer.train.data import load_ferplus
+
+    _write_images(tmp_path / "train" / "happy", ["a.jpg", "b.jpg", "c.jpg", "d.jpg"])
+    head = "file,ferplus_image,jpeg_vs_png_mae,dup_group_size,dup_votes_identical," \
+        "neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    rows = [
+        head,
+        "train/happy/a.jpg,x.png,1.3,1,1,2,8,0,0,0,0,0,0,0,0",  # happy majority
+        "train/happy/b.jpg,x.png,1.3,1,1,0,1,0,0,0,0,0,0,0,9",  # not a face: dropped
+        "train/happy/c.jpg,x.png,1.3,1,1,0,0,0,0,0,0,0,0,0,0",  # no votes: dropped
+        "train/happy/d.jpg,x.png,1.3,1,1,1,0,0,0,0,0,0,3,0,0",  # contempt majority
+        "test/happy/e.jpg,x.png,1.3,1,1,5,5,0,0,0,0,0,0,0,0",  # other split: ignored
+    ]
+    (tmp_path / "ferplus_join.csv").write_text("\n".join(rows) + "\n")
+    ds = load_ferplus(tmp_path, "train")
+    err = capsys.readouterr().err
+    assert ds.labels == FERPLUS_LABELS and len(ds) == 2
+    assert [ds.labels[i] for i in ds.y] == ["happy", "contempt"]
+    assert np.allclose(ds.targets[0], [0.2, 0.8, 0, 0, 0, 0, 0, 0])
+    assert "1 images dropped (unknown or not a face)" in err and "1 images dropped (no votes)" in err

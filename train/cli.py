@@ -28,7 +28,10 @@ def _add_data_args(p: argparse.ArgumentParser, split_default: str = "test") -> N
         help="FER2013 image tree (train/, test/ of <class>/ folders), the Kaggle fer2013.csv, "
         f"or a CK+48 folder with --dataset ckplus (default: {DEFAULT_DATA})",
     )
-    p.add_argument("--dataset", choices=("fer2013", "ckplus"), default="fer2013", help="layout of --data")
+    p.add_argument(
+        "--dataset", choices=("fer2013", "ferplus", "ckplus"), default="fer2013",
+        help="fer2013 labels, FER+ majority labels (ferplus_join.csv beside the image tree), or CK+",
+    )
     p.add_argument(
         "--split", default=split_default,
         help="fer2013: train | test (= PublicTest); ckplus: random | subject (the held-out part)",
@@ -53,7 +56,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", choices=ARCH_NAMES, default="report", help="architecture (default report)")
     p.add_argument("--data", default=DEFAULT_DATA, help=f"dataset location (default {DEFAULT_DATA})")
-    p.add_argument("--dataset", choices=("fer2013", "ckplus"), default="fer2013")
+    p.add_argument("--dataset", choices=("fer2013", "ferplus", "ckplus"), default="fer2013",
+                   help="ferplus: FER2013 images with FER+ vote distributions as targets (8 classes)")
     p.add_argument("--split", choices=("random", "subject"), default="random", help="CK+ split (default random)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="CK+ held-out fraction (default 0.2)")
     p.add_argument("--out", help="run folder (default runs/<arch>)")

@@ -37,6 +37,7 @@ class Dataset:
     files: list[str] = field(default_factory=list)
     groups: np.ndarray | None = None  # subject ids, for subject-independent splits
     name: str = ""
+    targets: np.ndarray | None = None  # soft labels (FER+ vote distributions), float32 (N, classes)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -57,6 +58,7 @@ class Dataset:
             files=[self.files[i] for i in idx] if self.files else [],
             groups=None if self.groups is None else self.groups[idx],
             name=name or self.name,
+            targets=None if self.targets is None else self.targets[idx],
         )
 
 
@@ -198,3 +200,55 @@ def group_split(groups: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     k = max(1, int(round(len(uniq) * test_fraction)))
     test_mask = np.isin(groups, uniq[:k])
     return np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+
+
+def load_ferplus(root: str | Path, split: str, size: tuple[int, int] = (48, 48)) -> Dataset:
+    """FER2013 images with FER+ annotator votes (``root/ferplus_join.csv``).
+
+    Images whose votes are mostly 'unknown' or 'not a face' are dropped (counted in a warning).
+    ``targets`` holds the vote distribution over the 8 emotions; ``y`` is its majority label.
+    """
+    from edgefer.runtime.labels import FERPLUS_LABELS, FERPLUS_VOTE_COLUMNS
+
+    root = Path(root)
+    table = root / "ferplus_join.csv"
+    if not table.is_file():
+        raise DataError(f"FER+ votes not found: {table} (expected ferplus_join.csv beside train/ and test/)")
+    folder = {"train": "train", "test": "test", "val": "test"}.get(split, split)
+    paths, votes = [], []
+    dropped = {"unknown or not a face": 0, "no votes": 0}
+    with table.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if not row["file"].startswith(f"{folder}/"):
+                continue
+            try:
+                v = np.asarray([float(row[c] or 0) for c in FERPLUS_VOTE_COLUMNS])
+                junk = max(float(row["unknown"] or 0), float(row["NF"] or 0))
+            except (KeyError, ValueError):
+                dropped["no votes"] += 1
+                continue
+            if v.sum() <= 0:
+                dropped["no votes"] += 1
+            elif junk >= v.max():
+                dropped["unknown or not a face"] += 1
+            else:
+                paths.append(root / row["file"])
+                votes.append(v / v.sum())
+    if not paths:
+        raise DataError(f"{table}: no usable rows for split '{split}'")
+    for why, n in dropped.items():
+        if n:
+            _warn(f"FER+ {split}: {n} images dropped ({why})")
+    images = _read_many(paths, size)
+    keep = [i for i, im in enumerate(images) if im is not None]
+    for i in set(range(len(paths))) - set(keep):
+        _warn(f"unreadable image skipped: {paths[i]}")
+    targets = np.stack([votes[i] for i in keep]).astype(np.float32)
+    return Dataset(
+        x=np.stack([images[i] for i in keep]),
+        y=targets.argmax(axis=1).astype(np.int64),
+        labels=FERPLUS_LABELS,
+        files=[str(paths[i]) for i in keep],
+        name=f"ferplus/{split}",
+        targets=targets,
+    )

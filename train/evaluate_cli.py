@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split
+from .data import Dataset, group_split, load_ckplus, load_fer2013, load_ferplus, random_split
 from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
 
 
@@ -22,6 +22,9 @@ def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -
                 random_split(len(ds), args.val_fraction, args.seed)
             ds = ds.subset(split[1], f"ckplus/{args.split}-heldout")
         return ds, f"ckplus-{args.split}-seed{args.seed}"
+    if args.dataset == "ferplus":
+        ds = load_ferplus(args.data, args.split, size)
+        return ds, f"ferplus-{'publictest' if args.split == 'test' else args.split}-majority"
     ds = load_fer2013(args.data, args.split, size)
     key = {"test": "fer2013-publictest", "train": "fer2013-training"}.get(args.split, f"fer2013-{args.split}")
     return ds, key

@@ -21,14 +21,14 @@ import numpy as np
 
 from edgefer.runtime.preprocess import PreprocessSpec
 
-from .data import Dataset, group_split, load_ckplus, load_fer2013, random_split
+from .data import Dataset, group_split, load_ckplus, load_fer2013, load_ferplus, random_split
 
 
 @dataclass
 class TrainConfig:
     data: str
     arch: str = "report"
-    dataset: str = "fer2013"  # fer2013 | ckplus
+    dataset: str = "fer2013"  # fer2013 | ferplus | ckplus
     out: str = "runs/report"
     epochs: int | None = None
     batch_size: int | None = None
@@ -56,6 +56,10 @@ def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
         train = load_fer2013(cfg.data, "train", size)
         val = load_fer2013(cfg.data, "test", size)
         return train, val, "FER2013 PublicTest"
+    if cfg.dataset == "ferplus":
+        train = load_ferplus(cfg.data, "train", size)
+        val = load_ferplus(cfg.data, "test", size)
+        return train, val, "FER2013 PublicTest with FER+ majority labels"
     if cfg.dataset == "ckplus":
         ds = load_ckplus(cfg.data, size)
         if cfg.split == "subject":
@@ -64,7 +68,7 @@ def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
             tr, te = random_split(len(ds), cfg.val_fraction, cfg.seed)
         desc = f"CK+ {cfg.split} split ({len(te)} of {len(ds)} images held out, seed {cfg.seed})"
         return ds.subset(tr, "ckplus/train"), ds.subset(te, f"ckplus/val-{cfg.split}"), desc
-    raise ValueError(f"unknown dataset {cfg.dataset!r}; expected fer2013 or ckplus")
+    raise ValueError(f"unknown dataset {cfg.dataset!r}; expected fer2013, ferplus or ckplus")
 
 
 def _finished_epochs(history: Path) -> int:
@@ -203,7 +207,7 @@ def _load_weights(model, path: str) -> None:
 def _batches(ds: Dataset, spec: PreprocessSpec, batch: int, n_cls: int, **kw):
     from .sequence import FaceBatches
 
-    return FaceBatches(ds.x, ds.y, spec, batch, num_classes=n_cls, **kw)
+    return FaceBatches(ds.x, ds.y, spec, batch, num_classes=n_cls, targets=ds.targets, **kw)
 
 
 def _best_val(history: Path) -> float | None:

@@ -19,7 +19,6 @@
 #   EDGEFER_ARM64_FRAMES   frames per model (default 50 = 2 s of the 25 fps clip)
 #   EDGEFER_ARM64_MODELS   space-separated model files instead of the packaged models/
 #   EDGEFER_ARM64_SYNTHETIC=1  no packaged classifier -> build tiny random ones (plumbing test only)
-#   EDGEFER_ARM64_MEDIAPIPE=1  also install the mediapipe extra and run the mediapipe detector
 #   EDGEFER_ARM64_COMPARE=0    skip the x86-64 comparison run
 #   EDGEFER_ARM64_PYTEST=0     skip tests/test_runtime_*.py under emulation
 #   EDGEFER_ARM64_REFRESH=1    re-resolve and re-download the aarch64 wheels
@@ -158,8 +157,9 @@ SITE_APP=$WORK/site-edgefer
 log "project: $(basename "$WHL")"
 
 # ------------------------------------------------------------------ 4. aarch64 wheels of the dependencies
+# Not the mediapipe extra: its aarch64 wheel (1.2.3) is built for ARMv8.1 atomics (LSE) and dies with
+# SIGILL on the Pi 4's Cortex-A72; it also pulls opencv-contrib-python 5.x, whose cv2 has no Haar.
 EXTRAS=litert
-[ "${EDGEFER_ARM64_MEDIAPIPE:-0}" = 1 ] && EXTRAS=litert,mediapipe
 # Debian 12 has glibc 2.36: accept every manylinux tag up to that.
 PLAT=(--only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --platform manylinux2014_aarch64)
 for v in $(seq 17 36); do PLAT+=(--platform "manylinux_2_${v}_aarch64"); done
@@ -230,7 +230,7 @@ else
     mapfile -t MODELS < <(grep -E '^/.*\.(onnx|tflite)$' "$WORK/tiny_model.log")
   fi
 fi
-[ ${#MODELS[@]} -gt 0 ] || die "no edgefer classifier (.onnx, or .tflite with its .json card) in models/ to test"
+[ ${#MODELS[@]} -gt 0 ] || die "no edgefer classifier (.onnx, or .tflite with its .json card) in models/ to test (EDGEFER_ARM64_SYNTHETIC=1 tests the plumbing with tiny random models)"
 kinds=" ${MODELS[*]##*/} "
 case "$kinds" in *int8*.onnx*) ;; *) log "WARNING: no INT8 ONNX model among: ${MODELS[*]##*/}" ;; esac
 case "$kinds" in *.tflite*) ;; *) log "WARNING: no TFLite model among: ${MODELS[*]##*/}" ;; esac
@@ -297,7 +297,6 @@ check_model() {  # check_model MODEL DETECTOR
   fi
 }
 for m in "${MODELS[@]}"; do check_model "$m" haar; done
-if [ "${EDGEFER_ARM64_MEDIAPIPE:-0}" = 1 ]; then check_model "${MODELS[0]}" mediapipe; fi
 
 log "summary (aarch64, Debian 12, Python 3.11, qemu cortex-a72, runner=$RUNNER):"
 sed 's/^/    /' "$WORK/out/summary.txt"
