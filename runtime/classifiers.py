@@ -97,7 +97,8 @@ class TFLiteClassifier(Classifier):
             raise ModelError(f"{self.path}: LiteRT cannot load it: {exc}") from exc
         self._inp = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
-        self._batch = None
+        self._batch: int | None = None
+        self._fixed_batch = False
 
     def _resize(self, n: int) -> None:
         if self._batch != n:
@@ -110,7 +111,19 @@ class TFLiteClassifier(Classifier):
             self._batch = n
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        self._resize(len(x))
+        if len(x) > 1 and not self._fixed_batch:
+            try:
+                self._resize(len(x))
+                return self._invoke(x)
+            except (RuntimeError, ValueError):
+                # Files converted with a fixed batch of 1 cannot be resized (XNNPack refuses):
+                # run them one face at a time rather than failing on multi-face frames.
+                self._fixed_batch = True
+                self._batch = None
+        self._resize(1)
+        return np.concatenate([self._invoke(x[i : i + 1]) for i in range(len(x))])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
         dtype = self._inp["dtype"]
         if dtype in (np.int8, np.uint8):
             s, z = self._inp["quantization"]

@@ -17,3 +17,12 @@ ARTIFACTS=(models/"$NAME".onnx models/"$NAME"-int8.onnx models/"$NAME"-full-int8
 mkdir -p models/reports/"$NAME" && cp "$RUN/history.csv" models/reports/"$NAME"/history.csv
 "$EDGEFER" inspect models/"$NAME".onnx --data "$DATA" --history models/reports/"$NAME"/history.csv --out models/reports/"$NAME"
 ls -l "${ARTIFACTS[@]}"
+# The comparison table (first table of the eval report) goes into models/README.md.
+python3 - models/EVAL_"$NAME".md > /tmp/edgefer-table-"$NAME".md <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+start = next(i for i, l in enumerate(lines) if l.startswith("| model |"))
+end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+print("\n".join(lines[start:end]))
+PY
+python3 scripts/splice.py models/README.md "eval-$NAME" /tmp/edgefer-table-"$NAME".md

@@ -72,8 +72,9 @@ def selftest(models: list[str], clip: str | None) -> None:
         "onnxruntime": ort.__version__,
     }
     try:
-        import ai_edge_litert  # noqa: F401
         from importlib.metadata import version
+
+        import ai_edge_litert  # noqa: F401
 
         versions["ai-edge-litert"] = version("ai-edge-litert")
     except ImportError:
