@@ -112,11 +112,13 @@ def load_source(path: str | Path) -> SourceModel:
             raise SourceError(f"{run_json}: unreadable run.json: {exc}") from exc
 
     with captured_native_output("importing Keras"):  # TensorFlow's start-up log lines
-        import keras
+        import keras  # noqa: F401 - imported here so its start-up log lines are captured
+
+        from edgefer.train.checkpoints import load_inference_model
 
     try:
-        # compile=False: the optimizer state is irrelevant for inference and slow to restore.
-        model = keras.models.load_model(model_path, compile=False)
+        # float32 even for a mixed_bfloat16 run; the optimizer state is irrelevant for export.
+        model = load_inference_model(model_path)
     except Exception as exc:  # keras raises many types for a bad file
         raise SourceError(f"{model_path}: Keras cannot load it: {str(exc).splitlines()[0]}") from exc
 

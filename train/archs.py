@@ -37,7 +37,7 @@ def reference(input_shape, num_classes: int) -> keras.Model:
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
         x = layers.Dropout(0.25)(x)
-    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inp, out, name="reference")
 
 
@@ -55,7 +55,7 @@ def report(input_shape, num_classes: int) -> keras.Model:
     x = layers.Activation("relu")(x)
     x = layers.Dense(512, activation="relu")(x)
     x = layers.Dropout(0.3)(x)
-    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inp, out, name="report")
 
 
@@ -71,7 +71,7 @@ def ckplus(input_shape, num_classes: int) -> keras.Model:
     x = layers.Dense(512, activation="relu")(x)
     x = layers.Dense(256, activation="relu")(x)
     x = layers.Dropout(0.25)(x)
-    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inp, out, name="ckplus")
 
 
@@ -98,7 +98,7 @@ def edge(input_shape, num_classes: int, widths=(32, 48, 96, 192, 384)) -> keras.
     x = _bn_relu_conv(x, w4)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.4)(x)
-    out = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inp, out, name="edge")
 
 

@@ -76,6 +76,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--weight-decay", type=float, default=0.0, help="> 0 uses AdamW with this decay")
     r.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default="none",
                    help="weight the loss against class imbalance (disgust has 436 FER2013 images)")
+    r.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16")
     r.add_argument("--init-from", help="start from these weights (.keras or .weights.h5): a new cycle")
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.set_defaults(func=_train)
@@ -91,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
         split=args.split, val_fraction=args.val_fraction, resume=args.resume, limit=args.limit,
         augment=args.augment, label_smoothing=args.label_smoothing, schedule=args.schedule,
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
-        init_from=args.init_from,
+        init_from=args.init_from, precision=args.precision,
     )
     out = train(cfg)
     if not args.no_report:

@@ -26,7 +26,7 @@ class KerasPredictor:
     """A Keras model with the labels and preprocessing of its run folder (run.json)."""
 
     def __init__(self, path: str | Path) -> None:
-        import keras
+        from .checkpoints import load_inference_model
 
         path = Path(path)
         if path.is_dir():
@@ -34,7 +34,7 @@ class KerasPredictor:
         if not path.is_file():
             raise FileNotFoundError(f"Keras model not found: {path}")
         self.path = path
-        self.model = keras.models.load_model(path, compile=False)
+        self.model = load_inference_model(path)
         run = path.parent / "run.json"
         if run.is_file():
             meta = json.loads(run.read_text())

@@ -46,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # > 0 switches Adam to AdamW
     class_weight: str = "none"  # none | sqrt | balanced
     init_from: str | None = None  # start from these weights (.keras / .weights.h5), e.g. a new cosine cycle
+    precision: str = "float32"  # or mixed_bfloat16: ~2x faster on CPUs with AMX / AVX512-BF16
     preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
 
@@ -93,6 +94,7 @@ def train(cfg: TrainConfig) -> Path:
     spec = PreprocessSpec.from_json(json.dumps(cfg.preprocess))
 
     keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.precision)
     train_ds, val_ds, val_desc = load_splits(cfg)
     if cfg.limit:
         pick = np.random.default_rng(cfg.seed).permutation(len(train_ds))[: cfg.limit]
