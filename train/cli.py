@@ -38,6 +38,10 @@ def _add_data_args(p: argparse.ArgumentParser, split_default: str = "test") -> N
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the CK+ split (default 0)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="CK+ held-out fraction (default 0.2)")
+    p.add_argument(
+        "--exclude-train-duplicates", action="store_true",
+        help="FER2013/FER+: leave out test images pixel-identical to a training image (about 280 of PublicTest)",
+    )
 
 
 # ---------------------------------------------------------------- train

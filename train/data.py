@@ -188,6 +188,14 @@ def load_fer2013(root: str | Path, split: str, size: tuple[int, int] = (48, 48))
     return load_image_folder(root / split, size=size, name=f"fer2013/{split}")
 
 
+def pixel_duplicates(query: Dataset, reference: Dataset) -> np.ndarray:
+    """Indices of ``query`` images pixel-identical (after decoding) to some ``reference`` image."""
+    import hashlib
+
+    seen = {hashlib.sha1(x.tobytes()).digest() for x in reference.x}
+    return np.asarray([i for i, x in enumerate(query.x) if hashlib.sha1(x.tobytes()).digest() in seen], np.int64)
+
+
 def random_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.random.default_rng(seed).permutation(n)
     k = int(round(n * test_fraction))

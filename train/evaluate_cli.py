@@ -9,7 +9,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from .data import Dataset, group_split, load_ckplus, load_fer2013, load_ferplus, random_split
+import numpy as np
+
+from .data import Dataset, group_split, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates, random_split
 from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
 
 
@@ -24,9 +26,19 @@ def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -
         return ds, f"ckplus-{args.split}-seed{args.seed}"
     if args.dataset == "ferplus":
         ds = load_ferplus(args.data, args.split, size)
-        return ds, f"ferplus-{'publictest' if args.split == 'test' else args.split}-majority"
-    ds = load_fer2013(args.data, args.split, size)
-    key = {"test": "fer2013-publictest", "train": "fer2013-training"}.get(args.split, f"fer2013-{args.split}")
+        key = f"ferplus-{'publictest' if args.split == 'test' else args.split}-majority"
+        train_split = "train"
+    else:
+        ds = load_fer2013(args.data, args.split, size)
+        key = {"test": "fer2013-publictest", "train": "fer2013-training"}.get(args.split, f"fer2013-{args.split}")
+        train_split = "train"
+    if getattr(args, "exclude_train_duplicates", False):
+        reference = load_fer2013(args.data, train_split, size)
+        dup = pixel_duplicates(ds, reference)
+        keep = np.setdiff1d(np.arange(len(ds)), dup)
+        print(f"excluding {len(dup)} images pixel-identical to a training image")
+        ds = ds.subset(keep, f"{ds.name} without {len(dup)} training duplicates")
+        key += "-dedup"
     return ds, key
 
 

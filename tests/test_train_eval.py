@@ -1,0 +1,75 @@
+"""`edgefer eval`: one table over several artifacts, metrics recorded in cards, duplicate exclusion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from helpers import build_tiny_onnx
+
+from edgefer.runtime.cli import main
+from edgefer.runtime.labels import FER2013_LABELS
+from edgefer.runtime.metadata import CARD_KEY, ModelInfo, write_card
+from edgefer.runtime.preprocess import PreprocessSpec
+from edgefer.train.data import load_fer2013, pixel_duplicates
+from edgefer.train.evaluate import load_predictor, map_predictions
+
+
+@pytest.fixture(scope="module")
+def fer_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fer")
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in FER2013_LABELS:
+            d = root / split / name
+            d.mkdir(parents=True)
+            for j in range(3):
+                cv2.imwrite(str(d / f"{j}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    # one test image that is a copy of a training image
+    shutil.copy(root / "train" / "happy" / "0.png", root / "test" / "happy" / "dup.png")
+    return root
+
+
+def test_pixel_duplicates(fer_tree: Path) -> None:
+    train, test = load_fer2013(fer_tree, "train"), load_fer2013(fer_tree, "test")
+    dup = pixel_duplicates(test, train)
+    assert [Path(test.files[i]).name for i in dup] == ["dup.png"]
+
+
+def test_eval_table_cards_and_dedup(fer_tree: Path, tmp_path: Path, capsys) -> None:
+    a = build_tiny_onnx(tmp_path / "a.onnx", seed=0)
+    write_card(a, ModelInfo(FER2013_LABELS, PreprocessSpec(), {"arch": "tiny"}))
+    b = build_tiny_onnx(tmp_path / "b-int8.onnx", seed=1)
+    out = tmp_path / "table.md"
+    rc = main(["eval", str(a), str(b), "--data", str(fer_tree), "--no-timing", "--write-card",
+               "--out", str(out), "--exclude-train-duplicates"])
+    assert rc == 0
+    text = out.read_text()
+    assert "| a.onnx | onnx |" in text and "| b-int8.onnx | onnx-int8 |" in text
+    assert "+0.00 pt | 1.0000 |" in text  # the first model against itself
+    printed = capsys.readouterr().out
+    assert "excluding 1 images pixel-identical to a training image" in printed
+    # the same numbers the evaluation computes, now inside the ONNX file and its card
+    props = {p.key: p.value for p in onnx.load(str(a)).metadata_props}
+    recorded = json.loads(props[CARD_KEY])["metrics"]["fer2013-publictest-dedup"]
+    data = load_fer2013(fer_tree, "test")
+    keep = np.setdiff1d(np.arange(len(data)), pixel_duplicates(data, load_fer2013(fer_tree, "train")))
+    pred = load_predictor(a)
+    y = map_predictions(pred.predict(data.x[keep]), pred.labels, data.labels)
+    assert recorded["accuracy"] == round(float((y == data.y[keep]).mean()), 4)
+    assert recorded["n"] == 21
+    card = json.loads(a.with_suffix(".json").read_text())
+    assert card["card"]["metrics"]["fer2013-publictest-dedup"] == recorded
+    assert card["card"]["arch"] == "tiny"
+
+
+def test_eval_missing_model_is_one_line_error(fer_tree: Path, capsys) -> None:
+    rc = main(["eval", "nope.onnx", "--data", str(fer_tree), "--no-timing"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.onnx" in err[0] and "not found" in err[0]
