@@ -61,6 +61,9 @@ class FaceDetector:
     def close(self) -> None:  # noqa: B027 - optional hook, most detectors hold nothing
         pass
 
+    def reset(self) -> None:  # noqa: B027 - optional hook for detectors that keep state
+        """Forget anything carried over from previous frames (call when the scene changes)."""
+
     def __enter__(self) -> FaceDetector:
         return self
 
@@ -88,6 +91,7 @@ class HaarDetector(FaceDetector):
         scale_factor: float = 1.15,
         min_neighbors: int = 5,
         cascade: str = "haarcascade_frontalface_default.xml",
+        full_scan_every: int = 1,
     ) -> None:
         if not hasattr(cv2, "CascadeClassifier"):
             raise DetectorError(
@@ -102,9 +106,63 @@ class HaarDetector(FaceDetector):
         self.min_size = int(min_size)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
+        # Video: between full scans, look for each known face only near where it was and
+        # at about its size. That is a small image and three or four scales instead of a
+        # whole frame and a dozen: the cascade's cost falls roughly tenfold. A full scan
+        # still runs every ``full_scan_every`` frames (new faces) and whenever a known face
+        # is not found again. 1 (the default, stateless) = always scan the whole frame; the
+        # Recognizer turns it on for frame sequences it tracks.
+        self.full_scan_every = int(full_scan_every)
+        self._known: list[Box] = []
+        self._since_full = 0
+
+    def reset(self) -> None:
+        self._known, self._since_full = [], 0
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self._known and self._since_full + 1 < self.full_scan_every:
+            found = [d for d in (self._find_near(gray, box) for box in self._known) if d is not None]
+            if len(found) == len(self._known):
+                self._since_full += 1
+                self._known = [d.box for d in found]
+                return found
+        found = self._full_scan(gray)
+        self._known, self._since_full = [d.box for d in found], 0
+        return found
+
+    # A known face is searched for at about ROI_FACE pixels. At 48 the cascade's boxes came
+    # out ~11% larger than a full scan's and drifted; at 64 they match it (mean IoU 0.96 on
+    # the KatieHill clip) at a quarter of the full scan's cost.
+    ROI_FACE = 64
+
+    def _find_near(self, gray: np.ndarray, box: Box) -> Detection | None:
+        x, y, bw, bh = box
+        fh, fw = gray.shape[:2]
+        x0, y0 = max(0, x - bw // 2), max(0, y - bh // 2)
+        x1, y1 = min(fw, x + bw + bw // 2), min(fh, y + bh + bh // 2)
+        s = min(1.0, self.ROI_FACE / max(bw, 1))
+        roi = gray[y0:y1, x0:x1]
+        if s < 1.0:
+            roi = cv2.resize(roi, (max(1, round(roi.shape[1] * s)), max(1, round(roi.shape[0] * s))),
+                             interpolation=cv2.INTER_AREA)
+        roi = cv2.equalizeHist(roi)
+        lo, hi = round(bw * s / 1.35), round(bw * s * 1.35)
+        boxes, votes = self.cascade.detectMultiScale2(
+            roi, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(lo, lo), maxSize=(hi, hi)
+        )
+        boxes, votes = np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)
+        if len(boxes) == 0:
+            return None
+        # the candidate closest to where the face was
+        cx, cy = (x + bw / 2 - x0) * s, (y + bh / 2 - y0) * s
+        i = int(np.argmin((boxes[:, 0] + boxes[:, 2] / 2 - cx) ** 2 + (boxes[:, 1] + boxes[:, 3] / 2 - cy) ** 2))
+        bx, by, bbw, bbh = boxes[i]
+        clipped = _clip_box(x0 + bx / s, y0 + by / s, bbw / s, bbh / s, fw, fh)
+        n = float(votes[i])
+        return None if clipped is None else Detection(clipped, n / (n + self.min_neighbors))
+
+    def _full_scan(self, gray: np.ndarray) -> list[Detection]:
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         if scale < 1.0:

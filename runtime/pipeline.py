@@ -28,6 +28,7 @@ from .preprocess import Box, crop_faces
 from .tracking import DEFAULT_SMOOTH, IoUTracker
 
 STAGES = ("detect", "preprocess", "classify", "track")
+HAAR_FULL_SCAN_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,11 @@ class Recognizer:
         track: bool = True,
     ) -> None:
         self.classifier = _resolve_model(model, threads)
-        self.detector = make_detector(detector) if isinstance(detector, str) else detector
+        if isinstance(detector, str):
+            # A tracked sequence lets Haar search known faces locally between full scans.
+            options = {"full_scan_every": HAAR_FULL_SCAN_EVERY} if detector == "haar" and track else {}
+            detector = make_detector(detector, **options)
+        self.detector = detector
         self.tracker = IoUTracker(smooth=smooth) if track else None
 
     @property
@@ -104,11 +109,14 @@ class Recognizer:
         """Forget tracks: call between unrelated images or when the source changes."""
         if self.tracker is not None:
             self.tracker.reset()
+        self.detector.reset()
 
     def __call__(self, image: np.ndarray) -> FrameResult:
         return self.process(image)
 
     def process(self, image: np.ndarray) -> FrameResult:
+        if self.tracker is None:  # stateless use: nothing may carry over from the last image
+            self.detector.reset()
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
         t1 = time.perf_counter()

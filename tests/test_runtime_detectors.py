@@ -112,3 +112,40 @@ def test_mediapipe_detector_does_not_import_tensorflow_even_when_installed() -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+def test_haar_local_search_matches_full_scans_on_video(katie_clip) -> None:
+    """Between full scans a tracked face is searched for only near its last box."""
+    import cv2
+
+    from edgefer.runtime.detectors import HaarDetector
+
+    cap = cv2.VideoCapture(str(katie_clip))
+    frames = []
+    while len(frames) < 60:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    full, local = HaarDetector(), HaarDetector(full_scan_every=10)
+    scans = 0
+    original = local._full_scan
+
+    def counting(gray):
+        nonlocal scans
+        scans += 1
+        return original(gray)
+
+    local._full_scan = counting
+    ious = []
+    for frame in frames:
+        a, b = full.detect(frame), local.detect(frame)
+        assert len(a) == len(b) == 1
+        (ax, ay, aw, ah), (bx, by, bw, bh) = a[0].box, b[0].box
+        iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+        ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+        ious.append(iw * ih / (aw * ah + bw * bh - iw * ih))
+    assert scans <= len(frames) // 10 + 3  # full scans only every 10th frame (and on a miss)
+    assert min(ious) > 0.7 and sum(ious) / len(ious) > 0.9
+    local.reset()
+    assert local._known == []
