@@ -20,6 +20,9 @@ class Classifier:
 
     info: ModelInfo
     path: Path
+    # Average each face with its mirror image (one batch of 2N): steadier and usually a
+    # little more accurate, for about twice the classification time.
+    flip_tta: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -46,6 +49,9 @@ class Classifier:
         """uint8 faces (N, h, w) -> float32 probabilities (N, classes)."""
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if self.flip_tta:
+            both = self._postprocess(self.infer(self._preprocess(np.concatenate([faces, faces[:, :, ::-1]]))))
+            return (both[: len(faces)] + both[len(faces) :]) / 2
         return self._postprocess(self.infer(self._preprocess(faces)))
 
 
@@ -141,10 +147,12 @@ class TFLiteClassifier(Classifier):
 BACKENDS: dict[str, type[Classifier]] = {".onnx": OnnxClassifier, ".tflite": TFLiteClassifier}
 
 
-def load_classifier(model_path: str | Path, threads: int = 1) -> Classifier:
+def load_classifier(model_path: str | Path, threads: int = 1, flip_tta: bool = False) -> Classifier:
     """Pick the backend from the file suffix; the artifact's own metadata does the rest."""
     path = Path(model_path)
     backend = BACKENDS.get(path.suffix.lower())
     if backend is None:
         raise ModelError(f"{path}: unknown model format {path.suffix!r}; expected one of {sorted(BACKENDS)}")
-    return backend(path, threads=threads)
+    clf = backend(path, threads=threads)
+    clf.flip_tta = flip_tta
+    return clf

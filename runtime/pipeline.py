@@ -66,14 +66,14 @@ class FrameResult:
         }
 
 
-def _resolve_model(model: str | Path | Classifier | None, threads: int) -> Classifier:
+def _resolve_model(model: str | Path | Classifier | None, threads: int, flip_tta: bool) -> Classifier:
     if isinstance(model, Classifier):
         return model
     if model is None:
         from edgefer.models import default_model
 
         model = default_model()
-    return load_classifier(model, threads=threads)
+    return load_classifier(model, threads=threads, flip_tta=flip_tta)
 
 
 class Recognizer:
@@ -92,8 +92,9 @@ class Recognizer:
         threads: int = 1,
         smooth: float = DEFAULT_SMOOTH,
         track: bool = True,
+        flip_tta: bool = False,
     ) -> None:
-        self.classifier = _resolve_model(model, threads)
+        self.classifier = _resolve_model(model, threads, flip_tta)
         if isinstance(detector, str):
             # A tracked sequence lets Haar search known faces locally between full scans.
             options = {"full_scan_every": HAAR_FULL_SCAN_EVERY} if detector == "haar" and track else {}

@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pip install 'edgefer[mediapipe]')  (default: haar)",
     )
     p.add_argument("--threads", type=int, default=1, help="classifier threads (default: 1)")
+    p.add_argument("--flip-tta", action="store_true",
+                   help="also classify each face's mirror image and average (about 2x classification time)")
     p.add_argument(
         "--smooth", type=float, default=None, metavar="W",
         help="temporal smoothing: weight of the past in a per-face moving average, "
@@ -125,7 +127,8 @@ def _make_recognizer(args: argparse.Namespace):  # noqa: ANN202 - returns pipeli
     if not 0.0 <= smooth < 1.0:
         raise CommandError(f"--smooth must be in [0, 1), got {smooth}")
     try:
-        return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth)
+        return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth,
+                          flip_tta=args.flip_tta)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc
 

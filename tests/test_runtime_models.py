@@ -71,3 +71,18 @@ def test_cli_reports_a_bad_model_in_one_line_with_exit_2(
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.startswith("edgefer run: error:") and len(err.splitlines()) == 1, err
+
+
+def test_flip_tta_averages_a_face_and_its_mirror(tmp_path) -> None:
+    import numpy as np
+
+    from edgefer.runtime.classifiers import load_classifier
+
+    path = build_tiny_onnx(tmp_path / "m.onnx", seed=3)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    plain = load_classifier(path)
+    want = (plain.predict(faces) + plain.predict(faces[:, :, ::-1].copy())) / 2
+    tta = load_classifier(path, flip_tta=True)
+    got = tta.predict(faces)
+    assert np.allclose(got, want, atol=1e-6)
+    assert not np.allclose(got, plain.predict(faces), atol=1e-4)  # the mirror does change the answer

@@ -124,6 +124,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     _add_data_args(p)
     p.add_argument("--threads", type=int, default=1, help="inference threads for ONNX/TFLite (default 1)")
     p.add_argument("--no-timing", action="store_true", help="skip the latency columns")
+    p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image")
     p.add_argument("--out", help="also write the report as Markdown here")
     p.add_argument("--json", help="also write all metrics as JSON here")
     p.add_argument("--write-card", action="store_true", help="store the metrics in each model's card")

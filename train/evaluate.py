@@ -25,9 +25,10 @@ KERAS_SUFFIXES = {".keras", ".h5"}
 class KerasPredictor:
     """A Keras model with the labels and preprocessing of its run folder (run.json)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, flip_tta: bool = False) -> None:
         from .checkpoints import load_inference_model
 
+        self.flip_tta = flip_tta
         path = Path(path)
         if path.is_dir():
             path = path / "best.keras"
@@ -56,20 +57,27 @@ class KerasPredictor:
     def predict(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if self.flip_tta:
+            n = len(faces)
+            both = self._predict(np.concatenate([faces, faces[:, :, ::-1]]), batch_size)
+            return (both[:n] + both[n:]) / 2
+        return self._predict(faces, batch_size)
+
+    def _predict(self, faces: np.ndarray, batch_size: int) -> np.ndarray:
         x = normalize(faces, self.info.preprocess)
         if len(x) <= batch_size:
             return np.asarray(self.model(x, training=False), dtype=np.float32)
         return self.model.predict(x, batch_size=batch_size, verbose=0).astype(np.float32)
 
 
-def load_predictor(path: str | Path, threads: int = 1):
+def load_predictor(path: str | Path, threads: int = 1, flip_tta: bool = False):
     """Keras model or run folder -> KerasPredictor; .onnx / .tflite -> the runtime's classifier."""
     path = Path(path)
     if path.is_dir() or path.suffix in KERAS_SUFFIXES:
-        return KerasPredictor(path)
+        return KerasPredictor(path, flip_tta=flip_tta)
     from edgefer.runtime.classifiers import load_classifier
 
-    return load_classifier(path, threads=threads)
+    return load_classifier(path, threads=threads, flip_tta=flip_tta)
 
 
 def predict_all(predictor, faces: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -39,6 +39,8 @@ def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -
         print(f"excluding {len(dup)} images pixel-identical to a training image")
         ds = ds.subset(keep, f"{ds.name} without {len(dup)} training duplicates")
         key += "-dedup"
+    if getattr(args, "flip_tta", False):
+        key += "-flip-tta"
     return ds, key
 
 
@@ -77,7 +79,7 @@ def run_eval(args: argparse.Namespace) -> int:
     sections = []
     for name in args.models:
         try:
-            predictor = load_predictor(name, threads=args.threads)
+            predictor = load_predictor(name, threads=args.threads, flip_tta=args.flip_tta)
         except Exception as exc:  # any loader error is a user-facing message here
             raise CommandError(f"{name}: {exc}") from exc
         try:
