@@ -13,13 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edgefer.runtime.labels import canonical_label
-from edgefer.runtime.preprocess import resize_face, to_gray
+from edgefer.train.data import list_class_images, read_gray
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 CSV_USAGE = {"train": "Training", "test": "PublicTest"}
 
 
@@ -74,18 +72,6 @@ def proportional_indices(y: np.ndarray, n_classes: int, size: int, seed: int) ->
     return np.sort(np.concatenate(picks).astype(np.int64))
 
 
-def _class_dirs(folder: Path, labels: tuple[str, ...]) -> list[tuple[Path, int]]:
-    found = []
-    for d in sorted(p for p in folder.iterdir() if p.is_dir()):
-        label = canonical_label(d.name)
-        if label in labels:
-            found.append((d, labels.index(label)))
-        else:
-            print(f"warning: {d}: class folder '{d.name}' is not one of the model's labels; skipped",
-                  file=sys.stderr)
-    return found
-
-
 def split_folder(root: Path, split: str, labels: tuple[str, ...]) -> Path | None:
     """``root/<split>/<class>/`` (a FER2013 tree) or, for ``train``, ``root/<class>/`` itself."""
     for folder in (root / split, root) if split == "train" else (root / split,):
@@ -94,28 +80,8 @@ def split_folder(root: Path, split: str, labels: tuple[str, ...]) -> Path | None
     return None
 
 
-def list_images(folder: Path, labels: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
-    paths: list[Path] = []
-    ys: list[int] = []
-    for d, idx in _class_dirs(folder, labels):
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        paths += files
-        ys += [idx] * len(files)
-    return paths, np.asarray(ys, dtype=np.int64)
-
-
-def read_face(path: Path, size: tuple[int, int]) -> np.ndarray | None:
-    # Same decode as training (train.data): any depth -> uint8, gray, INTER_AREA to size.
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        return None
-    if img.dtype != np.uint8:
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return resize_face(to_gray(img), size)
-
-
 def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozenset()) -> FaceSet:
-    paths, y = list_images(folder, labels)
+    paths, y = list_class_images(folder, labels)
     if exclude:
         keep = np.asarray([str(p) not in exclude for p in paths], dtype=bool)
         paths, y = [p for p, k in zip(paths, keep, strict=True) if k], y[keep]
@@ -125,7 +91,7 @@ def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozense
     pick = (balanced_indices if balanced else proportional_indices)(y, len(labels), n, seed)
     faces, ys, files = [], [], []
     for i in pick:
-        face = read_face(paths[i], size)
+        face = read_gray(paths[i], size)
         if face is None:
             print(f"warning: unreadable image skipped: {paths[i]}", file=sys.stderr)
             continue

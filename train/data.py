@@ -66,7 +66,8 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
-def _read_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+def read_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    """Decode any image (any depth) to uint8 gray at ``size``; None if unreadable."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         return None
@@ -78,7 +79,23 @@ def _read_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
 def _read_many(paths: list[Path], size: tuple[int, int], workers: int = 4) -> list[np.ndarray | None]:
     # cv2 releases the GIL while decoding, so threads keep both cores busy.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: _read_gray(p, size), paths, chunksize=256))
+        return list(pool.map(lambda p: read_gray(p, size), paths, chunksize=256))
+
+
+def list_class_images(root: Path, labels: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
+    """Image files of ``root/<class>/`` matched to ``labels`` through the aliases; others reported."""
+    paths: list[Path] = []
+    ys: list[int] = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = canonical_label(d.name)
+        if label not in labels:
+            n = sum(1 for _ in d.iterdir())
+            _warn(f"{d}: unknown class folder '{d.name}' ({n} files) skipped; known: {', '.join(labels)}")
+            continue
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        ys += [labels.index(label)] * len(files)
+    return paths, np.asarray(ys, dtype=np.int64)
 
 
 def load_image_folder(
@@ -91,31 +108,20 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
-    paths: list[Path] = []
-    ys: list[int] = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = canonical_label(d.name)
-        if label not in labels:
-            n = sum(1 for _ in d.iterdir())
-            _warn(f"{d}: unknown class folder '{d.name}' ({n} files) skipped; known: {', '.join(labels)}")
-            continue
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        paths += files
-        ys += [labels.index(label)] * len(files)
+    paths, ys = list_class_images(root, labels)
     if not paths:
         raise DataError(f"{root}: no images in <class>/ sub-folders (expected e.g. {root}/happy/*.jpg)")
     images = _read_many(paths, size)
     keep = [i for i, im in enumerate(images) if im is not None]
     for i in set(range(len(paths))) - set(keep):
         _warn(f"unreadable image skipped: {paths[i]}")
-    ds = Dataset(
+    return Dataset(
         x=np.stack([images[i] for i in keep]) if keep else np.zeros((0, *size), np.uint8),
-        y=np.asarray([ys[i] for i in keep], dtype=np.int64),
+        y=ys[keep] if keep else np.zeros(0, np.int64),
         labels=labels,
         files=[str(paths[i]) for i in keep],
         name=name or root.name,
     )
-    return ds
 
 
 def load_fer_csv(
