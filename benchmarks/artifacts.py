@@ -1,7 +1,7 @@
 """Which model files the benchmarks time: the shipped ones first, stand-ins for the rest.
 
-Shipped models live in ``models/`` (``fer2013_report.onnx``, ``fer2013_report_int8.onnx``,
-``fer2013_report_int8.tflite``...). Any (backend, precision) slot they leave empty is filled
+Shipped models live in ``models/`` (``fer2013.onnx``, ``fer2013-int8.onnx``,
+``fer2013-full-int8.tflite``...). Any (backend, precision) slot they leave empty is filled
 from ``.cache/bench_models/``, built by :mod:`build_models` from a random-weight model of the
 same architecture, so a LiteRT float row exists even when only INT8 TFLite is shipped.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "models"
 BUILT_DIR = REPO / ".cache" / "bench_models"
-MODEL_GLOB = "fer2013_report*"
+MODEL_GLOBS = ("fer2013.*", "fer2013-*")
 BACKENDS = {".onnx": "onnxruntime", ".tflite": "litert"}
 # The four slots the issue asks for; fp16 TFLite is timed too when it is there.
 WANTED = (("onnxruntime", "float"), ("onnxruntime", "int8"), ("litert", "float"), ("litert", "int8"))
@@ -58,7 +58,7 @@ def scan(folder: Path, origin: str) -> dict[tuple[str, str], Artifact]:
     found: dict[tuple[str, str], Artifact] = {}
     if not folder.is_dir():
         return found
-    for path in sorted(folder.glob(MODEL_GLOB)):
+    for path in sorted(p for g in MODEL_GLOBS for p in folder.glob(g)):
         backend = BACKENDS.get(path.suffix.lower())
         if backend is None or path.stat().st_size == 0:
             continue

@@ -1,6 +1,6 @@
 """Stand-in artifacts for benchmarking before (or without) the shipped models.
 
-Writes a randomly initialised, seeded ``report``-architecture Keras model as a run folder
+Writes a randomly initialised, seeded Keras model of the shipped default's architecture (from its card) as a run folder
 (best.keras + run.json, like ``edgefer train``) and exports it with ``edgefer export`` to
 float/INT8 ONNX and TFLite. Latency does not depend on weight values, so these files time
 the same graph as the trained models; their accuracy is meaningless and is never reported.
@@ -22,15 +22,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / ".cache" / "bench_models"
 SHARED_DATA = REPO.parent / "shared" / "data"
-STEM = "fer2013_report"
+STEM = "fer2013"
 SEED = 0
 # INT8 calibration must see real faces (the exporter refuses noise); 100 keeps it quick,
 # and the calibration quality does not change the latency of the quantized graph.
 CALIB_SIZE = 100
 
 
+def shipped_arch() -> str:
+    """The architecture named in the default model's card; ``report`` when nothing is shipped."""
+    from edgefer.models import default_model
+
+    card = default_model().with_suffix(".json")
+    if card.is_file():
+        arch = json.loads(card.read_text()).get("card", {}).get("arch")
+        if arch:
+            return str(arch)
+    return "report"
+
+
 def write_random_run(run_dir: Path, seed: int = SEED) -> Path:
-    """best.keras + run.json for an untrained ``report`` model."""
+    """best.keras + run.json for an untrained model of the shipped default's architecture."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -40,11 +52,12 @@ def write_random_run(run_dir: Path, seed: int = SEED) -> Path:
 
     keras.utils.set_random_seed(seed)
     spec = PreprocessSpec()
-    model = ARCHS["report"].build((*spec.size, spec.channels), len(FER2013_LABELS))
+    arch = shipped_arch()
+    model = ARCHS[arch].build((*spec.size, spec.channels), len(FER2013_LABELS))
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
     run = {
-        "config": {"arch": "report", "dataset": "fer2013", "seed": seed, "data": None},
+        "config": {"arch": arch, "dataset": "fer2013", "seed": seed, "data": None},
         "labels": list(FER2013_LABELS),
         "preprocess": json.loads(spec.to_json()),
         "train_data": "none: random initialisation for latency benchmarks (benchmarks/build_models.py)",

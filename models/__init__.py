@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL = "fer2013_report.onnx"
+# Stable names: a better model replaces the file, git history keeps every version, and the
+# card inside each file says which architecture and training produced it.
+DEFAULT_MODEL = "fer2013.onnx"
 
 
 def default_model() -> Path:

@@ -30,7 +30,7 @@ examples:
   edgefer run --source 0 --width 640 --height 480 --fps 30 --fourcc MJPG
   edgefer run --source clip.mp4 --headless --jsonl out.jsonl --save out.mp4
   edgefer run --source photos/ --headless --save annotated/
-  edgefer run --detector mediapipe --model models/fer2013_report.tflite
+  edgefer run --detector mediapipe --model models/fer2013-full-int8.tflite
   edgefer run --smooth 0 --max-frames 100 --headless > raw.jsonl
 """
 

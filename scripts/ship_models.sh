@@ -3,7 +3,7 @@
 # records metrics measured by `edgefer eval` in every card, writes the comparison table and the
 # one-page report of the shipped model. Nothing here is typed in by hand.
 # Usage: bash scripts/ship_models.sh RUN_FOLDER NAME [DATA]
-#   e.g. bash scripts/ship_models.sh runs/report fer2013_report
+#   e.g. bash scripts/ship_models.sh runs/report fer2013
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=$1

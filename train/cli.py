@@ -115,8 +115,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
         "data. With several models it prints one table: format, size, accuracy, balanced accuracy, "
         "change vs the first model, arg-max agreement with it, ms per face (batch 1), faces/s (batch 64).",
         epilog="examples:\n"
-        "  edgefer eval models/fer2013_report.onnx\n"
-        "  edgefer eval runs/report models/fer2013_report.onnx models/fer2013_report_int8.onnx --out table.md\n"
+        "  edgefer eval models/fer2013.onnx\n"
+        "  edgefer eval runs/report models/fer2013.onnx models/fer2013-int8.onnx --out table.md\n"
         "  edgefer eval models/*.onnx --write-card      # record the metrics in each model's card",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -145,7 +145,7 @@ def register_inspect(sub: argparse._SubParsersAction) -> None:
         "folders), confusion matrix (counts and row-normalised), per-class precision/recall/F1, sample "
         "images per class, first-layer kernels and one real image filtered by each kernel.",
         epilog="example:\n  edgefer inspect runs/report --out runs/report\n"
-        "  edgefer inspect models/fer2013_report.onnx --out reports/shipped",
+        "  edgefer inspect models/fer2013.onnx --out reports/shipped",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="run folder, .keras or .onnx file")
