@@ -26,3 +26,5 @@ end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|"))
 print("\n".join(lines[start:end]))
 PY
 python3 scripts/splice.py models/README.md "eval-$NAME" /tmp/edgefer-table-"$NAME".md
+python3 scripts/run_summary.py "$RUN" > /tmp/edgefer-train-"$NAME".md
+python3 scripts/splice.py models/README.md "train-$NAME" /tmp/edgefer-train-"$NAME".md
