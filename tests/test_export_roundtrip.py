@@ -76,6 +76,7 @@ def test_format_exports_verifies_and_agrees_with_keras_in_the_runtime(exported, 
     clf = load_classifier(result.path)
     probs = clf.predict(x)
     assert probs.shape == (len(x), len(LABELS))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)  # quantized outputs too
     assert np.mean(probs.argmax(1) == keras_probs.argmax(1)) >= FORMATS[fmt].check.min_agreement
     assert np.abs(probs - keras_probs).max() <= TOLERANCE[fmt]
     # Batch 1 after batch N: the free batch axis must really be free.
