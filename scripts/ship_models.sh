@@ -10,7 +10,7 @@ RUN=$1
 NAME=$2
 DATA=${3:-../shared/data/fer2013}
 EDGEFER=${EDGEFER:-.venv/bin/edgefer}
-"$EDGEFER" export "$RUN" --format onnx,onnx-int8,tflite-int8 --out models --name "$NAME" --calib-data "$DATA"
+"$EDGEFER" export "$RUN" --format onnx,onnx-int8,tflite-int8 --out models --name "$NAME" --calib-data "$DATA" --verify-size all
 ARTIFACTS=(models/"$NAME".onnx models/"$NAME"-int8.onnx models/"$NAME"-full-int8.tflite)
 # The Keras run comes first: every other row is compared with the float model it came from.
 "$EDGEFER" eval "$RUN" "${ARTIFACTS[@]}" --data "$DATA" --write-card --out models/EVAL_"$NAME".md
