@@ -266,3 +266,12 @@ def load_ferplus(root: str | Path, split: str, size: tuple[int, int] = (48, 48))
         name=f"ferplus/{split}",
         targets=targets,
     )
+
+
+def ckplus_split(ds: Dataset, split: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices of a CK+ dataset: ``random`` or ``subject`` (no shared subject)."""
+    if split == "subject":
+        return group_split(ds.groups, fraction, seed)
+    if split == "random":
+        return random_split(len(ds), fraction, seed)
+    raise ValueError(f"unknown CK+ split {split!r}; expected random or subject")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, group_split, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates, random_split
+from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates
 from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
 
 
@@ -20,20 +20,17 @@ def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -
     if args.dataset == "ckplus":
         ds = load_ckplus(args.data, size)
         if args.split in ("random", "subject"):
-            split = group_split(ds.groups, args.val_fraction, args.seed) if args.split == "subject" else \
-                random_split(len(ds), args.val_fraction, args.seed)
-            ds = ds.subset(split[1], f"ckplus/{args.split}-heldout")
+            _, held_out = ckplus_split(ds, args.split, args.val_fraction, args.seed)
+            ds = ds.subset(held_out, f"ckplus/{args.split}-heldout")
         return ds, f"ckplus-{args.split}-seed{args.seed}"
     if args.dataset == "ferplus":
         ds = load_ferplus(args.data, args.split, size)
         key = f"ferplus-{'publictest' if args.split == 'test' else args.split}-majority"
-        train_split = "train"
     else:
         ds = load_fer2013(args.data, args.split, size)
         key = {"test": "fer2013-publictest", "train": "fer2013-training"}.get(args.split, f"fer2013-{args.split}")
-        train_split = "train"
     if getattr(args, "exclude_train_duplicates", False):
-        reference = load_fer2013(args.data, train_split, size)
+        reference = load_fer2013(args.data, "train", size)
         dup = pixel_duplicates(ds, reference)
         keep = np.setdiff1d(np.arange(len(ds)), dup)
         print(f"excluding {len(dup)} images pixel-identical to a training image")

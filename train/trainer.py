@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefer.runtime.preprocess import PreprocessSpec
 
-from .data import Dataset, group_split, load_ckplus, load_fer2013, load_ferplus, random_split
+from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus
 
 
 @dataclass
@@ -63,10 +63,7 @@ def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
         return train, val, "FER2013 PublicTest with FER+ majority labels"
     if cfg.dataset == "ckplus":
         ds = load_ckplus(cfg.data, size)
-        if cfg.split == "subject":
-            tr, te = group_split(ds.groups, cfg.val_fraction, cfg.seed)
-        else:
-            tr, te = random_split(len(ds), cfg.val_fraction, cfg.seed)
+        tr, te = ckplus_split(ds, cfg.split, cfg.val_fraction, cfg.seed)
         desc = f"CK+ {cfg.split} split ({len(te)} of {len(ds)} images held out, seed {cfg.seed})"
         return ds.subset(tr, "ckplus/train"), ds.subset(te, f"ckplus/val-{cfg.split}"), desc
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected fer2013, ferplus or ckplus")
