@@ -36,14 +36,19 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color=
     cv2.putText(img, text, org, FONT, scale, color, 1, cv2.LINE_AA)
 
 
-def draw_face(img: np.ndarray, face: Face, bars: bool = True) -> None:
+def draw_face(img: np.ndarray, face: Face, bars: bool = True, top: int = 0) -> None:
+    """Box, label and bars of one face; ``top``: rows above it are taken (the stats band)."""
     x, y, w, h = face.box
     color = label_color(face.label)
     thickness = max(1, round(min(img.shape[:2]) / 300))
     cv2.rectangle(img, (x, y), (x + w, y + h), color, thickness)
     tid = f"#{face.track_id} " if face.track_id is not None else ""
     scale = max(0.4, min(img.shape[:2]) / 900)
-    _text(img, f"{tid}{face.label} {face.confidence:.0%}", (x, max(12, y - 6)), scale, color)
+    text = f"{tid}{face.label} {face.confidence:.0%}"
+    text_h = cv2.getTextSize(text, FONT, scale, 1)[0][1]
+    # Above the box, or just inside it when there is no room above (frame edge, stats band).
+    ty = y - 6 if y - 6 - text_h >= top else max(y, top) + text_h + 6
+    _text(img, text, (x + 2, ty), scale, color)
     if bars:
         _draw_bars(img, face, (x + w + 6, y), scale)
 
@@ -72,8 +77,8 @@ def _draw_bars(img: np.ndarray, face: Face, origin: tuple[int, int], scale: floa
 STAGE_ABBREVIATIONS = {"detect": "det", "preprocess": "pre", "classify": "cls", "track": "trk"}
 
 
-def draw_stats(img: np.ndarray, fps: float | None, timings_ms: Mapping[str, float], extra: str = "") -> None:
-    """FPS and per-stage ms, top left; wrapped onto more lines when the frame is narrow."""
+def draw_stats(img: np.ndarray, fps: float | None, timings_ms: Mapping[str, float], extra: str = "") -> int:
+    """FPS and per-stage ms, top left, wrapped when the frame is narrow; returns the band's height."""
     scale = max(0.4, min(img.shape[:2]) / 1000)
     parts = [f"{fps:.1f} FPS"] if fps else []
     stages = " ".join(f"{STAGE_ABBREVIATIONS.get(k, k)} {v:.1f}" for k, v in timings_ms.items() if k != "total")
@@ -89,8 +94,16 @@ def draw_stats(img: np.ndarray, fps: float | None, timings_ms: Mapping[str, floa
         else:
             lines.append(part)
     line_h = cv2.getTextSize("Ag", FONT, scale, 1)[0][1] + 8
+    if not lines:
+        return 0
+    # a translucent band keeps the numbers readable over faces and bright scenes
+    height = line_h * len(lines) + 12
+    w = max(cv2.getTextSize(line, FONT, scale, 1)[0][0] for line in lines) + 16
+    band = img[:height, :w]
+    band[:] = (band * 0.45).astype(img.dtype)
     for i, line in enumerate(lines):
         _text(img, line, (8, 6 + line_h * (i + 1)), scale)
+    return height
 
 
 def annotate(
@@ -103,8 +116,7 @@ def annotate(
 ) -> np.ndarray:
     """A copy of ``img`` with every face and the stats drawn on it."""
     out = img.copy()
+    top = draw_stats(out, fps, timings_ms or {}, extra) if timings_ms is not None or fps else 0
     for face in faces:
-        draw_face(out, face, bars=bars)
-    if timings_ms is not None or fps:
-        draw_stats(out, fps, timings_ms or {}, extra)
+        draw_face(out, face, bars=bars, top=top)
     return out
