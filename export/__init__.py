@@ -7,11 +7,7 @@ verification against the float Keras model on real images, and a one-line summar
 
 Modules: ``source`` (load a .keras file or run folder), ``calibration`` (real images, sampled
 by class), ``onnx_float`` / ``onnx_int8`` / ``tflite`` (the converters), ``artifact_metadata``
-(cards and ONNX ``metadata_props``), ``verify``, ``runner``, ``cli``. Nothing here imports
-TensorFlow at module level, so ``edgefer --help`` stays fast.
+(cards and ONNX ``metadata_props``), ``verify``, ``runner``, ``cli``. This package imports
+nothing at start-up: ``edgefer --help`` registers the export command through ``cli`` without
+loading numpy, OpenCV or TensorFlow. Use ``from edgefer.export.runner import export_model``.
 """
-
-from .formats import FORMATS, Check, ExportFormat, parse_formats
-from .runner import ExportResult, export_model
-
-__all__ = ["FORMATS", "Check", "ExportFormat", "ExportResult", "export_model", "parse_formats"]

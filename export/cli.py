@@ -13,8 +13,7 @@ from pathlib import Path
 
 from edgefer.runtime.cli import CommandError
 
-from .context import DEFAULT_OPSET, OPSETS
-from .formats import formats_table, parse_formats
+from .formats import DEFAULT_OPSET, OPSETS, formats_table, parse_formats
 
 DESCRIPTION = """\
 Export a trained Keras model to ONNX and TFLite, float and quantized, for the runtime.

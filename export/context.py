@@ -10,10 +10,9 @@ import numpy as np
 from edgefer.runtime.preprocess import normalize
 
 from .calibration import FaceSet
+from .formats import DEFAULT_OPSET
 from .source import SourceModel
 
-DEFAULT_OPSET = 17
-OPSETS = range(13, 19)  # what tf2onnx 1.17 + onnxruntime handle for these models
 
 
 @dataclass

@@ -8,16 +8,18 @@ converter function; the wrapper in :mod:`.runner` does the rest.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import onnx_float, onnx_int8, tflite
-
 if TYPE_CHECKING:
     from .context import ExportContext
+
+DEFAULT_OPSET = 17
+OPSETS = range(13, 19)  # what tf2onnx 1.17 + onnxruntime handle for these models
 
 # Which install provides a module, for the "missing requirement" message.
 _PROVIDER = {
@@ -57,7 +59,14 @@ class ExportFormat:
     requires: tuple[str, ...]
     calibrated: bool  # needs real calibration images
     check: Check
-    exporter: Exporter
+    # "module:function" inside edgefer.export, imported only when the format is exported,
+    # so that listing formats (``edgefer --help``) loads no numpy, OpenCV or converter.
+    exporter_ref: str
+
+    @property
+    def exporter(self) -> Exporter:
+        module, _, func = self.exporter_ref.partition(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), func)
 
     def filename(self, stem: str) -> str:
         return f"{stem}{self.tail}"
@@ -83,25 +92,25 @@ FORMATS: dict[str, ExportFormat] = {
     for f in (
         ExportFormat(
             "onnx", ".onnx", "float32 ONNX (tf2onnx), dynamic batch, softmax probabilities",
-            _TF_ONNX, False, Check(0.995, 1e-4), onnx_float.export_onnx,
+            _TF_ONNX, False, Check(0.995, 1e-4), "onnx_float:export_onnx",
         ),
         ExportFormat(
             "onnx-int8", "-int8.onnx",
             "ONNX Runtime static INT8 (QDQ, per-channel weights), float input/output",
-            _TF_ONNX, True, INT8_CHECK, onnx_int8.export_onnx_int8,
+            _TF_ONNX, True, INT8_CHECK, "onnx_int8:export_onnx_int8",
         ),
         ExportFormat(
             "tflite", "-float32.tflite", "float32 TFLite",
-            _TF_LITE, False, Check(0.995, 1e-4), tflite.export_tflite_float32,
+            _TF_LITE, False, Check(0.995, 1e-4), "tflite:export_tflite_float32",
         ),
         ExportFormat(
             "tflite-fp16", "-float16.tflite", "TFLite with float16 weights (float32 compute on CPU)",
-            _TF_LITE, False, Check(0.99, 0.02), tflite.export_tflite_float16,
+            _TF_LITE, False, Check(0.99, 0.02), "tflite:export_tflite_float16",
         ),
         ExportFormat(
             "tflite-int8", "-full-int8.tflite",
             "TFLite full integer: int8 weights, activations, input and output",
-            _TF_LITE, True, INT8_CHECK, tflite.export_tflite_int8,
+            _TF_LITE, True, INT8_CHECK, "tflite:export_tflite_int8",
         ),
     )
 }
