@@ -14,7 +14,6 @@ from .formats import DEFAULT_OPSET
 from .source import SourceModel
 
 
-
 @dataclass
 class ExportContext:
     source: SourceModel

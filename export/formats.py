@@ -60,11 +60,14 @@ class ExportFormat:
     calibrated: bool  # needs real calibration images
     check: Check
     # "module:function" inside edgefer.export, imported only when the format is exported,
-    # so that listing formats (``edgefer --help``) loads no numpy, OpenCV or converter.
-    exporter_ref: str
+    # so that listing formats (``edgefer --help``) loads no numpy, OpenCV or converter;
+    # or the function itself.
+    exporter_ref: str | Exporter
 
     @property
     def exporter(self) -> Exporter:
+        if callable(self.exporter_ref):
+            return self.exporter_ref
         module, _, func = self.exporter_ref.partition(":")
         return getattr(importlib.import_module(f"{__package__}.{module}"), func)
 
