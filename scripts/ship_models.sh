@@ -14,6 +14,10 @@ EDGEFER=${EDGEFER:-.venv/bin/edgefer}
 ARTIFACTS=(models/"$NAME".onnx models/"$NAME"-int8.onnx models/"$NAME"-full-int8.tflite)
 # The Keras run comes first: every other row is compared with the float model it came from.
 "$EDGEFER" eval "$RUN" "${ARTIFACTS[@]}" --data "$DATA" --write-card --out models/EVAL_"$NAME".md
+# Two more views of the float model, recorded in its card: PublicTest without the images that
+# are pixel-identical to training images, and with horizontal-flip test-time averaging.
+"$EDGEFER" eval models/"$NAME".onnx --data "$DATA" --no-timing --write-card --exclude-train-duplicates > /dev/null
+"$EDGEFER" eval models/"$NAME".onnx --data "$DATA" --no-timing --write-card --flip-tta > /dev/null
 mkdir -p models/reports/"$NAME" && cp "$RUN/history.csv" models/reports/"$NAME"/history.csv
 "$EDGEFER" inspect models/"$NAME".onnx --data "$DATA" --history models/reports/"$NAME"/history.csv --out models/reports/"$NAME"
 ls -l "${ARTIFACTS[@]}"
@@ -23,8 +27,22 @@ import sys
 lines = open(sys.argv[1]).read().splitlines()
 start = next(i for i, l in enumerate(lines) if l.startswith("| model |"))
 end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+print("Measured by `" + lines[2].removeprefix("command: `").rstrip("`") + "`:\n")
 print("\n".join(lines[start:end]))
 PY
 python3 scripts/splice.py models/README.md "eval-$NAME" /tmp/edgefer-table-"$NAME".md
 python3 scripts/run_summary.py "$RUN" > /tmp/edgefer-train-"$NAME".md
 python3 scripts/splice.py models/README.md "train-$NAME" /tmp/edgefer-train-"$NAME".md
+python3 - models/"$NAME".json > /tmp/edgefer-variants-"$NAME".md <<'PY'
+import json, sys
+metrics = json.load(open(sys.argv[1]))["card"]["metrics"]
+names = {"fer2013-publictest": "PublicTest, single pass",
+         "fer2013-publictest-dedup": "PublicTest without the images pixel-identical to a training image",
+         "fer2013-publictest-flip-tta": "PublicTest with horizontal-flip averaging (`--flip-tta`)"}
+print("| float model | images | accuracy | balanced accuracy |\n|---|---:|---:|---:|")
+for key, label in names.items():
+    if key in metrics:
+        m = metrics[key]
+        print(f"| {label} | {m['n']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |")
+PY
+python3 scripts/splice.py models/README.md "variants-$NAME" /tmp/edgefer-variants-"$NAME".md
