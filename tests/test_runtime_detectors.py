@@ -119,6 +119,7 @@ def test_haar_local_search_matches_full_scans_on_video(katie_clip) -> None:
     import cv2
 
     from edgefer.runtime.detectors import HaarDetector
+    from edgefer.runtime.tracking import iou
 
     cap = cv2.VideoCapture(str(katie_clip))
     frames = []
@@ -141,10 +142,7 @@ def test_haar_local_search_matches_full_scans_on_video(katie_clip) -> None:
     for frame in frames:
         a, b = full.detect(frame), local.detect(frame)
         assert len(a) == len(b) == 1
-        (ax, ay, aw, ah), (bx, by, bw, bh) = a[0].box, b[0].box
-        iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-        ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-        ious.append(iw * ih / (aw * ah + bw * bh - iw * ih))
+        ious.append(iou(a[0].box, b[0].box))
     assert scans <= len(frames) // 10 + 3  # full scans only every 10th frame (and on a miss)
     assert min(ious) > 0.7 and sum(ious) / len(ious) > 0.9
     local.reset()

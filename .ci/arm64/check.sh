@@ -289,7 +289,7 @@ check_model() {  # check_model MODEL DETECTOR
     | tee -a "$WORK/out/summary.txt" || { tail -n 30 "$arm.log"; die "$name: results check failed"; }
   if [ $HOST_OK = 1 ]; then
     if run_pipeline env PYTHONPATH="$SITE_APP" "$HOST_PY" -- "$model" "$x86" "$detector" >"$x86.log" 2>&1; then
-      "$HOST_PY" "$HERE/emulated_check.py" compare "$arm" "$x86" --name "$name" \
+      PYTHONPATH="$SITE_APP" "$HOST_PY" "$HERE/emulated_check.py" compare "$arm" "$x86" --name "$name" \
         | tee -a "$WORK/out/summary.txt" || die "$name: aarch64 results differ from x86-64"
     else
       log "note: x86-64 comparison run failed for $name (host environment), skipped: $(tail -n 1 "$x86.log")"

@@ -229,22 +229,15 @@ def summarize(jsonl: str, name: str, expect_frames: int, min_face_frac: float) -
         fail(f"{name}: faces on only {with_face}/{n} frames (< {min_face_frac:.0%})")
 
 
-def _iou(a: list[int], b: list[int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
-
-
 def compare(arm: str, x86: str, name: str, min_match: float, min_agree: float) -> None:
     """Same clip, same model, same code on x86-64: faces should match (IoU >= 0.5) and mostly agree.
 
     Not bit-exact: OpenCV's and the inference engines' SIMD paths differ between NEON and AVX,
     so Haar boxes can move by a pixel or two and probabilities by a little.
     """
+    # the edgefer runtime is importable wherever the comparison runs (the host's runtime venv)
+    from edgefer.runtime.tracking import iou as box_iou
+
     a, b = load_frames(arm), load_frames(x86)
     if len(a) != len(b):
         fail(f"{name}: {len(a)} frames on aarch64 but {len(b)} on x86-64")
@@ -260,7 +253,7 @@ def compare(arm: str, x86: str, name: str, min_match: float, min_agree: float) -
             best, bi = 0.0, -1
             for j, y in enumerate(fb):
                 if j not in used and x.get("box") and y.get("box"):
-                    iou = _iou(x["box"], y["box"])
+                    iou = box_iou(x["box"], y["box"])
                     if iou > best:
                         best, bi = iou, j
             if best < 0.5:
