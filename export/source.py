@@ -90,12 +90,14 @@ def base_card(path: Path, run: dict, model: Any) -> dict:
         for key in ("train_data", "val_data"):
             if run.get(key):
                 card[key] = run[key]
-        keys = ("dataset", "epochs", "batch_size", "learning_rate", "seed")
-        card["training"] = {k: cfg[k] for k in keys if k in cfg}
+        # the whole recipe, so the card alone says how to retrain the model
+        skip = {"data", "out", "resume", "limit", "preprocess"}
+        card["training"] = {k: v for k, v in cfg.items() if k not in skip}
     metrics = path.parent / "metrics.json"
     if run and metrics.is_file():
         try:
-            card["metrics"] = json.loads(metrics.read_text())
+            # written by the run's report (`edgefer train`): the Keras model on its validation data
+            card["metrics"] = {"run-validation": json.loads(metrics.read_text())}
         except ValueError:
             print(f"warning: {metrics}: unreadable, not copied to the card", file=sys.stderr)
     return card

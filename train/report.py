@@ -189,6 +189,13 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
             f"- recipe: {meta['config']['epochs']} epochs, batch {meta['config']['batch_size']}, "
             f"learning rate {meta['config']['learning_rate']}, seed {meta['config']['seed']}",
         ]
+    elif getattr(predictor, "info", None) is not None and predictor.info.card:
+        card = predictor.info.card  # an exported model describes itself
+        lines += [
+            f"- architecture: `{card.get('arch', '?')}`, {card.get('params', 0):,} parameters",
+            f"- training data: {card.get('train_data', '?')}",
+            f"- training: {json.dumps(card.get('training', {}))}",
+        ]
     lines += [f"- validation data: {desc} ({m.n} images)", ""]
     history = Path(args.history) if args is not None and getattr(args, "history", None) else run / "history.csv"
     curves = plot_history(history, out / "curves.png") if history.is_file() else None
