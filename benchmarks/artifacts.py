@@ -99,3 +99,14 @@ def default_artifact(artifacts: dict[tuple[str, str], Artifact]) -> Artifact | N
 if __name__ == "__main__":
     for art in resolve().values():
         print(f"{art.key:<20} {art.size_bytes / 1e6:7.2f} MB  {art.origin:<28} {art.display_path}")
+
+
+def artifact_or_skip(artifacts: dict[tuple[str, str], Artifact], variant: str) -> Artifact:
+    """The artifact for ``"backend-precision"``, or skip the benchmark saying which is missing."""
+    import pytest
+
+    backend, precision = variant.split("-")
+    artifact = artifacts.get((backend, precision))
+    if artifact is None:
+        pytest.skip(f"no {precision} {backend} artifact in models/ or .cache/bench_models/")
+    return artifact

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from artifacts import artifact_or_skip
 from harness import BenchConfig, artifact_info, measure
 
 KERAS_VARIANTS = ("keras-predict", "keras-call")
@@ -40,10 +41,7 @@ def bench_classify_runtime(benchmark, bench_config: BenchConfig, artifacts, face
     from edgefer.runtime.classifiers import load_classifier
     from edgefer.runtime.metadata import ModelError
 
-    backend, precision = variant.split("-")
-    artifact = artifacts.get((backend, precision))
-    if artifact is None:
-        pytest.skip(f"no {precision} {backend} artifact in models/ or .cache/bench_models/")
+    artifact = artifact_or_skip(artifacts, variant)
     try:
         classifier = load_classifier(artifact.path, threads=bench_config.threads)
     except ModelError as exc:  # e.g. LiteRT not installed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from artifacts import artifact_or_skip
 from harness import BenchConfig, artifact_info, measure
 
 DETECTORS = ("haar", "mediapipe")
@@ -23,10 +24,7 @@ def bench_pipeline(benchmark, bench_config: BenchConfig, artifacts, one_face, de
     from edgefer.runtime.metadata import ModelError
     from edgefer.runtime.pipeline import STAGES, Recognizer
 
-    backend, precision = model.split("-")
-    artifact = artifacts.get((backend, precision))
-    if artifact is None:
-        pytest.skip(f"no {precision} {backend} artifact in models/ or .cache/bench_models/")
+    artifact = artifact_or_skip(artifacts, model)
     try:
         recognizer = Recognizer(model=artifact.path, detector=detector_name, threads=bench_config.threads)
     except DetectorError as exc:  # mediapipe is an optional extra
