@@ -70,13 +70,9 @@ def read_card(model_path: str | Path) -> ModelInfo:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: unreadable card: {exc}") from exc
-    props = {
-        LABELS_KEY: json.dumps(d.get("labels")) if "labels" in d else None,
-        PREPROCESS_KEY: json.dumps(d.get("preprocess")) if "preprocess" in d else None,
-    }
-    props = {k: v for k, v in props.items() if v is not None}
-    if "card" in d:
-        props[CARD_KEY] = json.dumps(d["card"])
+    # the card's fields, as the JSON strings ONNX metadata_props would hold
+    fields = {LABELS_KEY: "labels", PREPROCESS_KEY: "preprocess", CARD_KEY: "card"}
+    props = {key: json.dumps(d[name]) for key, name in fields.items() if name in d}
     return parse_props(props, path)
 
 
