@@ -93,6 +93,8 @@ def base_card(path: Path, run: dict, model: Any) -> dict:
         # the whole recipe, so the card alone says how to retrain the model
         skip = {"data", "out", "resume", "limit", "preprocess"}
         card["training"] = {k: v for k, v in cfg.items() if k not in skip}
+        if run.get("init_from"):  # the parent model's recipe, so a chain of cycles stays reproducible
+            card["training"]["init_from"] = run["init_from"]
     metrics = path.parent / "metrics.json"
     if run and metrics.is_file():
         try:

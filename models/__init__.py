@@ -8,6 +8,8 @@ MODELS_DIR = Path(__file__).resolve().parent
 # Stable names: a better model replaces the file, git history keeps every version, and the
 # card inside each file says which architecture and training produced it.
 DEFAULT_MODEL = "fer2013.onnx"
+# Files that are bundled but are not emotion classifiers.
+NOT_CLASSIFIERS = ("face_detection_short_range.tflite",)
 
 
 def default_model() -> Path:
@@ -15,4 +17,22 @@ def default_model() -> Path:
 
 
 def available() -> list[Path]:
-    return sorted(p for p in MODELS_DIR.iterdir() if p.suffix in (".onnx", ".tflite"))
+    """The bundled emotion classifiers."""
+    return sorted(
+        p for p in MODELS_DIR.iterdir() if p.suffix in (".onnx", ".tflite") and p.name not in NOT_CLASSIFIERS
+    )
+
+
+def resolve(model: str | Path) -> Path:
+    """A model path, or the name of a bundled model (``ferplus``, ``fer2013-int8``, ``ferplus.onnx``).
+
+    An existing file always wins; a bare name picks the bundled file with that stem, ONNX first.
+    Anything else comes back unchanged so that the loader reports the missing file.
+    """
+    path = Path(model)
+    if path.exists() or len(path.parts) > 1:
+        return path
+    for candidate in (MODELS_DIR / path.name, MODELS_DIR / f"{path.name}.onnx", MODELS_DIR / f"{path.name}.tflite"):
+        if candidate.is_file() and candidate.name not in NOT_CLASSIFIERS:
+            return candidate
+    return path

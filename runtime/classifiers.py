@@ -57,7 +57,10 @@ class Classifier:
 
 def _check_file(path: Path) -> None:
     if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
+        from edgefer.models import available
+
+        names = ", ".join(p.stem if p.suffix == ".onnx" else p.name for p in available())
+        raise ModelError(f"model file not found: {path} (bundled models: {names}; `edgefer models` lists them)")
     if path.stat().st_size == 0:
         raise ModelError(f"model file is empty: {path}")
 
@@ -153,6 +156,7 @@ BACKENDS: dict[str, type[Classifier]] = {".onnx": OnnxClassifier, ".tflite": TFL
 def load_classifier(model_path: str | Path, threads: int = 1, flip_tta: bool = False) -> Classifier:
     """Pick the backend from the file suffix; the artifact's own metadata does the rest."""
     path = Path(model_path)
+    _check_file(path)
     backend = BACKENDS.get(path.suffix.lower())
     if backend is None:
         raise ModelError(f"{path}: unknown model format {path.suffix!r}; expected one of {sorted(BACKENDS)}")

@@ -40,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .models_cli import register as register_models
     from .run_cli import register as register_run
 
     register_run(sub)
+    register_models(sub)
     for ep in sorted(entry_points(group="edgefer.commands"), key=lambda e: e.name):
         try:
             ep.load()(sub)

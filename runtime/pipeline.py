@@ -69,10 +69,9 @@ class FrameResult:
 def _resolve_model(model: str | Path | Classifier | None, threads: int, flip_tta: bool) -> Classifier:
     if isinstance(model, Classifier):
         return model
-    if model is None:
-        from edgefer.models import default_model
+    from edgefer.models import default_model, resolve
 
-        model = default_model()
+    model = default_model() if model is None else resolve(model)
     return load_classifier(model, threads=threads, flip_tta=flip_tta)
 
 

@@ -31,6 +31,7 @@ examples:
   edgefer run --source clip.mp4 --headless --jsonl out.jsonl --save out.mp4
   edgefer run --source photos/ --headless --save annotated/
   edgefer run --detector mediapipe --model models/fer2013-full-int8.tflite
+  edgefer run --model ferplus                   the FER+ model (8 emotions incl. contempt)
   edgefer run --smooth 0 --max-frames 100 --headless > raw.jsonl
 """
 
@@ -50,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--source", "-s", default=None, help="camera index, video, image, folder, glob or URL (default: 0)"
     )
     p.add_argument(
-        "--model", "-m", default=None, help="edgefer .onnx or .tflite model (default: the bundled model)"
+        "--model", "-m", default=None,
+        help="edgefer .onnx or .tflite file, or a bundled model's name: fer2013 (default), fer2013-int8, "
+        "ferplus (FER+ labels, 8 emotions incl. contempt), ...; `edgefer models` lists them"
     )
     p.add_argument(
         "--detector", "-d", choices=("haar", "mediapipe"), default="haar",

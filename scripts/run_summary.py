@@ -21,25 +21,49 @@ DEFAULTS = {"dataset": "fer2013", "seed": 0, "split": "random", "label_smoothing
             "init_from": None}
 
 
-def summary(run: Path) -> str:
-    meta = json.loads((run / "run.json").read_text())
-    cfg = meta["config"]
+def command(cfg: dict, out: str | None) -> str:
     parts = ["edgefer train"]
     for key, flag in FLAGS.items():
         value = cfg.get(key)
         if key in DEFAULTS and value == DEFAULTS[key]:
             continue
+        if isinstance(value, dict):  # a recorded parent model: its file name was the flag's value
+            value = value.get("file")
         if value is not None:
             parts.append(f"{flag} {value}")
     if cfg.get("augment"):
         parts.append("--augment")
-    parts.append(f"--out {run}")
+    if out:
+        parts.append(f"--out {out}")
+    return " ".join(parts)
+
+
+def parent_lines(parent: dict | None) -> list[str]:
+    """One line per earlier cycle: the file a run started from and how that file was trained."""
+    lines = []
+    while parent:
+        accs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in parent.get("metrics", {}).items()
+                         if k.endswith("publictest") or k.endswith("majority"))
+        training = parent.get("training") or {}
+        lines.append(
+            f"- started from `{parent['file']}` (sha256 {parent['sha256'][:12]}…{'; ' + accs if accs else ''}), "
+            f"trained by `{command(training, None)}`" + (f" for {training['epochs']} epochs" if 'epochs' in training
+                                                        else "")
+        )
+        parent = training.get("init_from") if isinstance(training.get("init_from"), dict) else None
+    return lines
+
+
+def summary(run: Path) -> str:
+    meta = json.loads((run / "run.json").read_text())
+    cfg = meta["config"]
     hist = list(csv.DictReader((run / "history.csv").open()))
     accs = [float(r["val_accuracy"]) for r in hist]
     best = max(range(len(accs)), key=accs.__getitem__)
     secs = sum(float(r.get("epoch_seconds") or 0) for r in hist)
     return "\n".join([
-        f"- command: `{' '.join(parts)}`",
+        f"- command: `{command(cfg, str(run))}`",
+        *parent_lines(meta.get("init_from")),
         f"- architecture: `{cfg['arch']}`, {meta['params']:,} parameters",
         f"- training data: {meta['train_data']}",
         f"- validation data: {meta['val_data']}",

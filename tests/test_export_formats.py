@@ -102,6 +102,16 @@ def test_compare_gates_on_agreement_and_difference():
     assert compare(got, ref, faces, Check(0.5, None, max_accuracy_drop=0.25)).passed
 
 
+def test_compare_scores_a_model_with_other_labels_by_name():
+    # A FER+-style model (other order, an extra class) verified on folders with FER2013-style labels.
+    faces = FaceSet(np.zeros((3, *SIZE), np.uint8), np.array([0, 1, 2]), ("a", "b", "c"), "t")
+    model_labels = ("b", "x", "a")  # no "c": the third face can never be right
+    ref = np.array([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.2, 0.5, 0.3]], np.float32)
+    v = compare(ref, ref, faces, Check(0.5, None), model_labels)
+    assert v.accuracy == v.keras_accuracy == pytest.approx(2 / 3)
+    assert compare(ref, ref, faces, Check(0.5, None)).accuracy == 0.0  # index order alone is wrong here
+
+
 def test_an_exporter_that_writes_nothing_is_reported_not_raised(tmp_path):
     info = ModelInfo(LABELS, PreprocessSpec(), {"arch": "none"})
     source = SourceModel(model=None, path=tmp_path / "m.keras", info=info)

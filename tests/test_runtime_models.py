@@ -86,3 +86,36 @@ def test_flip_tta_averages_a_face_and_its_mirror(tmp_path) -> None:
     got = tta.predict(faces)
     assert np.allclose(got, want, atol=1e-6)
     assert not np.allclose(got, plain.predict(faces), atol=1e-4)  # the mirror does change the answer
+
+
+def test_bundled_models_resolve_by_name_and_files_win(tmp_path: Path, monkeypatch) -> None:
+    from edgefer.models import MODELS_DIR, available, resolve
+
+    assert resolve("fer2013") == MODELS_DIR / "fer2013.onnx"
+    assert resolve("fer2013-full-int8") == MODELS_DIR / "fer2013-full-int8.tflite"
+    assert resolve("face_detection_short_range") == Path("face_detection_short_range")  # not a classifier
+    assert MODELS_DIR / "face_detection_short_range.tflite" not in available()
+    monkeypatch.chdir(tmp_path)
+    Path("fer2013").write_bytes(b"x")  # a file in the working directory is taken as given
+    assert resolve("fer2013") == Path("fer2013")
+    with pytest.raises(ModelError, match=r"bundled models: .*fer2013-int8"):
+        load_classifier(resolve("no-such-model"))
+
+
+def test_models_command_lists_each_classifier_with_its_measured_accuracy(capsys) -> None:
+    from edgefer.models import available
+    from edgefer.runtime.metadata import read_card
+    from edgefer.runtime.models_cli import HEADLINE_METRICS
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip().removesuffix(" (default)"): line for line in out.splitlines()[3:]}
+    assert "fer2013 (default)" in rows["fer2013"]
+    for path in available():
+        row = rows[path.stem if path.suffix == ".onnx" else path.name]
+        metrics = read_card(path).card["metrics"]
+        shown = [key for key in HEADLINE_METRICS if key in metrics]
+        assert shown, f"{path.name}: no headline metric on its card"
+        for key in shown:
+            assert f"{100 * metrics[key]['accuracy']:.2f}%" in row, row
+    assert "face_detection" not in out

@@ -82,7 +82,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="weight the loss against class imbalance (disgust has 436 FER2013 images)")
     r.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                    help="mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16")
-    r.add_argument("--init-from", help="start from these weights (.keras or .weights.h5): a new cycle")
+    r.add_argument("--init-from", help="start from these weights: .keras, .weights.h5, or a shipped .onnx (e.g. "
+                   "models/fer2013.onnx: a new cycle in a later session; a head with other labels is mapped by name)")
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.set_defaults(func=_train)
 

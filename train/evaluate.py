@@ -72,10 +72,12 @@ class KerasPredictor:
 
 def load_predictor(path: str | Path, threads: int = 1, flip_tta: bool = False):
     """Keras model or run folder -> KerasPredictor; .onnx / .tflite -> the runtime's classifier."""
-    path = Path(path)
+    from edgefer.models import resolve
+    from edgefer.runtime.classifiers import load_classifier
+
+    path = resolve(path)
     if path.is_dir() or path.suffix in KERAS_SUFFIXES:
         return KerasPredictor(path, flip_tta=flip_tta)
-    from edgefer.runtime.classifiers import load_classifier
 
     return load_classifier(path, threads=threads, flip_tta=flip_tta)
 
@@ -86,12 +88,16 @@ def predict_all(predictor, faces: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def map_predictions(probs: np.ndarray, model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
-    """Arg-max over the model's classes that the data also has, as indices into data_labels."""
-    missing = [name for name in data_labels if name not in model_labels]
-    if missing:
-        raise ValueError(f"model has no output for data classes {missing}; model labels: {list(model_labels)}")
-    cols = [model_labels.index(name) for name in data_labels]
-    return probs[:, cols].argmax(axis=1)
+    """Arg-max over the model's classes that the data also has, as indices into data_labels.
+
+    Data classes the model lacks (FER+'s contempt for a FER2013 model) are never predicted, so
+    their images count as errors; a model sharing no class with the data is an error.
+    """
+    shared = [i for i, name in enumerate(data_labels) if name in model_labels]
+    if not shared:
+        raise ValueError(f"model labels {list(model_labels)} share no class with the data's {list(data_labels)}")
+    cols = [model_labels.index(data_labels[i]) for i in shared]
+    return np.asarray(shared)[probs[:, cols].argmax(axis=1)]
 
 
 @dataclass
@@ -116,6 +122,11 @@ class Evaluation:
 
 def evaluate(predictor, data: Dataset) -> Evaluation:
     probs = predict_all(predictor, data.x)
+    lacking = [name for name in data.labels if name not in predictor.labels]
+    if lacking:
+        n = int(np.isin(data.y, [data.labels.index(name) for name in lacking]).sum())
+        print(f"warning: {getattr(predictor, 'path', 'model')} has no output for {', '.join(lacking)}: "
+              f"its {n} images count as errors")
     pred = map_predictions(probs, tuple(predictor.labels), data.labels)
     metrics = Metrics.from_predictions(data.y, pred, data.labels)
     return Evaluation(Path(getattr(predictor, "path", "?")), metrics, probs, pred)

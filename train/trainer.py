@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.runtime.preprocess import PreprocessSpec
+from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus
 
@@ -45,7 +45,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     weight_decay: float = 0.0  # > 0 switches Adam to AdamW
     class_weight: str = "none"  # none | sqrt | balanced
-    init_from: str | None = None  # start from these weights (.keras / .weights.h5), e.g. a new cosine cycle
+    init_from: str | None = None  # start from these weights (.keras, .weights.h5 or a shipped .onnx): a new cycle
     precision: str = "float32"  # or mixed_bfloat16: ~2x faster on CPUs with AMX / AVX512-BF16
     preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
@@ -111,8 +111,10 @@ def train(cfg: TrainConfig) -> Path:
         (out / "history.csv").unlink(missing_ok=True)
         model = arch.build((*spec.size, spec.channels), len(train_ds.labels))
         if cfg.init_from:
-            _load_weights(model, cfg.init_from)
-            print(f"initialised from {cfg.init_from}")
+            from .transfer import init_weights
+
+            probe = normalize(train_ds.x[np.random.default_rng(cfg.seed).permutation(len(train_ds))[:2048]], spec)
+            print(f"initialised from {init_weights(model, cfg.init_from, train_ds.labels, probe)}")
         steps = (len(train_ds) + batch - 1) // batch
         model.compile(
             optimizer=_optimizer(cfg, lr, steps * epochs, steps * cfg.warmup_epochs),
@@ -127,6 +129,10 @@ def train(cfg: TrainConfig) -> Path:
         "val_data": f"{val_desc}: {val_ds.summary()}",
         "params": int(model.count_params()),
     }
+    if cfg.init_from:
+        from .transfer import lineage
+
+        meta["init_from"] = lineage(cfg.init_from)
     if not run_json.is_file() or not cfg.resume:
         run_json.write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -192,15 +198,6 @@ def class_weights(y: np.ndarray, n_cls: int, mode: str) -> np.ndarray | None:
         raise ValueError(f"unknown class weighting {mode!r}; expected none, sqrt or balanced")
     w /= (w[y]).mean()
     return w.astype(np.float32)
-
-
-def _load_weights(model, path: str) -> None:
-    import keras
-
-    if path.endswith(".weights.h5"):
-        model.load_weights(path)
-    else:
-        model.set_weights(keras.models.load_model(path, compile=False).get_weights())
 
 
 def _batches(ds: Dataset, spec: PreprocessSpec, batch: int, n_cls: int, **kw):

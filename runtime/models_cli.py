@@ -1,0 +1,64 @@
+"""``edgefer models``: the bundled emotion classifiers, what they read and how well.
+
+Everything printed comes from each model's own card, so a replaced model describes itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# Card metric keys worth a column, in display order, with their headings.
+HEADLINE_METRICS = {
+    "fer2013-publictest": "FER2013 PublicTest",
+    "ferplus-publictest-majority": "FER+ PublicTest (majority)",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models", help="list the bundled models: labels, format, size, accuracy from each card",
+        description="List the emotion classifiers bundled with edgefer. Pass a name to `edgefer run "
+        "--model NAME` or `edgefer eval NAME`.",
+    )
+    p.set_defaults(func=run)
+
+
+def describe(path: Path) -> dict:
+    from .metadata import ModelError, read_card
+
+    try:
+        info = read_card(path)
+    except ModelError as exc:
+        return {"name": path.name, "error": str(exc)}
+    metrics = info.card.get("metrics", {})
+    return {
+        "name": path.stem if path.suffix == ".onnx" else path.name,
+        "format": info.card.get("export", {}).get("format", path.suffix.lstrip(".")),
+        "size_mb": path.stat().st_size / 1e6,
+        "labels": info.labels,
+        "arch": info.card.get("arch", "?"),
+        **{key: metrics[key]["accuracy"] for key in HEADLINE_METRICS if key in metrics},
+    }
+
+
+def table(rows: list[dict], default: str) -> str:
+    head = ["model", "format", "MB", "classes", *HEADLINE_METRICS.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | unreadable: {r['error']} |")
+            continue
+        name = r["name"] + (" (default)" if r["name"] == default else "")
+        accs = [f"{100 * r[k]:.2f}%" if k in r else "-" for k in HEADLINE_METRICS]
+        lines.append(f"| {name} | {r['format']} | {r['size_mb']:.2f} | {len(r['labels'])}: "
+                     f"{', '.join(r['labels'])} | " + " | ".join(accs) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgefer.models import DEFAULT_MODEL, MODELS_DIR, available
+
+    print(f"bundled models in {MODELS_DIR}:\n")
+    print(table([describe(p) for p in available()], Path(DEFAULT_MODEL).stem))
+    return 0

@@ -1,0 +1,115 @@
+"""--init-from a shipped ONNX model: folded BatchNorm comes back exactly, heads map by label name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+
+import keras  # noqa: E402
+from export_synthetic import LABELS, faces, train_tiny_run  # noqa: E402
+
+from edgefer.export.formats import FORMATS  # noqa: E402
+from edgefer.export.runner import export_model  # noqa: E402
+from edgefer.export.source import load_source  # noqa: E402
+from edgefer.runtime.labels import FERPLUS_LABELS  # noqa: E402
+from edgefer.runtime.preprocess import PreprocessSpec, normalize  # noqa: E402
+from edgefer.train.archs import edge  # noqa: E402
+from edgefer.train.transfer import TransferError, init_weights  # noqa: E402
+
+SPEC = PreprocessSpec()
+NARROW = (4, 6, 8, 8, 12)  # the edge architecture's layout at a test-sized width
+
+
+def _save_run(model: keras.Model, run_dir) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "best.keras")
+    (run_dir / "run.json").write_text(json.dumps({
+        "config": {"arch": model.name, "dataset": "fer2013", "data": "synthetic"},
+        "labels": list(LABELS), "preprocess": json.loads(SPEC.to_json()),
+        "train_data": "synthetic", "val_data": "synthetic", "params": int(model.count_params()),
+    }))
+
+
+def _to_onnx(run_dir, out_dir):
+    [result] = export_model(load_source(run_dir), [FORMATS["onnx"]], out_dir, "src", echo=None)
+    assert result.error is None, result.error
+    return result.path
+
+
+@pytest.fixture(scope="module")
+def edge_onnx(tmp_path_factory):
+    """A narrow edge model whose BatchNorms hold non-trivial statistics, exported to ONNX."""
+    tmp = tmp_path_factory.mktemp("transfer")
+    keras.utils.set_random_seed(3)
+    model = edge((48, 48, 1), len(LABELS), widths=NARROW)
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.3, n), np.zeros(n), np.ones(n)])
+            layer.momentum = 0.0
+    x = normalize(faces(12, seed=5)[0], SPEC)
+    # As after training, the moving statistics are those of the data (one pass, momentum 0).
+    model(x, training=True)
+    _save_run(model, tmp / "run")
+    return _to_onnx(tmp / "run", tmp / "out"), model.predict(x, verbose=0), x, _pooled(model)(x, training=True)
+
+
+def _pooled(model: keras.Model) -> keras.Model:
+    gap = next(layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    return keras.Model(model.inputs, gap.output)
+
+
+def test_edge_import_reproduces_the_onnx_model_and_recalibrates_batchnorm(edge_onnx):
+    path, expected, x, pooled_training = edge_onnx
+    keras.utils.set_random_seed(0)  # a different initialisation than the exported model's
+    model = edge((48, 48, 1), len(LABELS), widths=NARROW)
+    note = init_weights(model, path, LABELS, x)
+    assert "fresh" not in note
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-4)
+    # BatchNorm was recalibrated on these faces, so in training mode (batch statistics) the
+    # features are the exported model's too, although its gamma and beta were folded away.
+    np.testing.assert_allclose(_pooled(model)(x, training=True), pooled_training, rtol=1e-3, atol=1e-3)
+
+
+def test_head_with_other_labels_is_mapped_by_name(edge_onnx):
+    path, expected, x, _ = edge_onnx
+    model = edge((48, 48, 1), len(FERPLUS_LABELS), widths=NARROW)
+    note = init_weights(model, path, FERPLUS_LABELS, x)
+    assert "7 shared" in note and "fresh: contempt" in note
+    got = model.predict(x, verbose=0)
+    shared = [FERPLUS_LABELS.index(name) for name in LABELS]
+    renorm = got[:, shared] / got[:, shared].sum(1, keepdims=True)
+    np.testing.assert_allclose(renorm, expected, atol=1e-4)
+
+
+def test_conv_bias_and_dense_layers_import_exactly(tmp_path):
+    run = train_tiny_run(tmp_path / "run")
+    path = _to_onnx(run, tmp_path / "out")
+    src = keras.models.load_model(run / "best.keras")
+    x = normalize(faces(6, seed=8)[0], SPEC)
+    fresh = keras.models.clone_model(src)
+    init_weights(fresh, path, LABELS, x)
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), src.predict(x, verbose=0), atol=1e-4)
+
+
+def test_other_architecture_and_missing_file_are_refused(edge_onnx, tmp_path):
+    path, _, x, _ = edge_onnx
+    with pytest.raises(TransferError, match="not the same architecture"):
+        init_weights(_three_conv(), path, LABELS, x)
+    with pytest.raises(TransferError, match="no such file"):
+        init_weights(_three_conv(), tmp_path / "missing.onnx", LABELS, x)
+
+
+def _three_conv() -> keras.Model:
+    inp = keras.Input((48, 48, 1))
+    y = inp
+    for _ in range(3):
+        y = keras.layers.Conv2D(4, 3, padding="same")(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    return keras.Model(inp, keras.layers.Dense(7, activation="softmax")(y))
