@@ -9,37 +9,18 @@ Only the sampled files are decoded, with the same gray -> INTER_AREA steps as tr
 from __future__ import annotations
 
 import sys
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgefer.runtime.labels import canonical_label
-from edgefer.train.data import list_class_images, read_gray
+from edgefer.train.data import Dataset, list_class_images, read_gray
 
 CSV_USAGE = {"train": "Training", "test": "PublicTest"}
 
 
 class DataError(ValueError):
     """Calibration or verification images cannot be found or read."""
-
-
-@dataclass
-class FaceSet:
-    x: np.ndarray  # uint8 (N, h, w)
-    y: np.ndarray  # int64 (N,) indices into labels
-    labels: tuple[str, ...]
-    source: str  # where the faces came from, for the card
-    files: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def describe(self) -> dict:
-        c = Counter(self.y.tolist())
-        return {"data": self.source, "images": len(self), "per_class": {n: c.get(i, 0) for i, n in
-                                                                          enumerate(self.labels)}}
 
 
 def balanced_indices(y: np.ndarray, n_classes: int, size: int, seed: int) -> np.ndarray:
@@ -80,7 +61,7 @@ def split_folder(root: Path, split: str, labels: tuple[str, ...]) -> Path | None
     return None
 
 
-def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozenset()) -> FaceSet:
+def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozenset()) -> Dataset:
     paths, y = list_class_images(folder, labels)
     if exclude:
         keep = np.asarray([str(p) not in exclude for p in paths], dtype=bool)
@@ -100,21 +81,21 @@ def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozense
         files.append(str(paths[i]))
     if not faces:
         raise DataError(f"{folder}: none of the sampled images could be read")
-    return FaceSet(np.stack(faces), np.asarray(ys, np.int64), labels, str(folder), tuple(files))
+    return Dataset(np.stack(faces), np.asarray(ys, np.int64), labels, files=list(files), name=str(folder))
 
 
-def _from_csv(path: Path, split: str, labels, size, n, seed, balanced) -> FaceSet:
+def _from_csv(path: Path, split: str, labels, size, n, seed, balanced) -> Dataset:
     from edgefer.train.data import load_fer_csv
 
     ds = load_fer_csv(path, CSV_USAGE.get(split, split), size)
     if tuple(ds.labels) != tuple(labels):
         raise DataError(f"{path}: FER2013 labels do not match the model's ({', '.join(labels)})")
     pick = (balanced_indices if balanced else proportional_indices)(ds.y, len(labels), n, seed)
-    return FaceSet(ds.x[pick], ds.y[pick], labels, f"{path}[{CSV_USAGE.get(split, split)}]")
+    return Dataset(ds.x[pick], ds.y[pick], labels, name=f"{path}[{CSV_USAGE.get(split, split)}]")
 
 
 def load_calibration(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 300,
-                     seed: int = 0) -> FaceSet:
+                     seed: int = 0) -> Dataset:
     """A class-balanced sample of ``n`` training faces from a FER2013 tree, a class folder or fer2013.csv."""
     root = Path(root)
     if root.suffix.lower() == ".csv" and root.is_file():
@@ -129,7 +110,7 @@ def load_calibration(root: str | Path, labels: tuple[str, ...], size: tuple[int,
 
 
 def load_verification(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 1000,
-                      seed: int = 0, calib: FaceSet | None = None) -> FaceSet:
+                      seed: int = 0, calib: Dataset | None = None) -> Dataset:
     """A class-proportional sample of held-out faces: ``test/`` if there is one, else what
     calibration did not use (so no verification image was also a calibration image)."""
     root = Path(root)

@@ -162,9 +162,9 @@ def run_export(args: argparse.Namespace) -> int:
         card = source.info.card
         print(f"exporting {model_path} ({card.get('arch')}, {card.get('params'):,} params) -> {out}/")
         if calib is not None:
-            print(f"calibration: {len(calib)} faces from {calib.source} (balanced across classes)")
+            print(f"calibration: {len(calib)} faces from {calib.name} (balanced across classes)")
         if verify is not None:
-            print(f"verification: {len(verify)} held-out faces from {verify.source}")
+            print(f"verification: {len(verify)} held-out faces from {verify.name}")
         results = export_model(source, formats, out, stem, calib=calib, verify=verify, opset=args.opset,
                                threads=args.threads)
     except (SourceError, DataError, ExportError, json.JSONDecodeError) as exc:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.runtime.preprocess import normalize
+from edgefer.train.data import Dataset
 
-from .calibration import FaceSet
 from .formats import DEFAULT_OPSET
 from .source import SourceModel
 
@@ -18,8 +18,8 @@ from .source import SourceModel
 class ExportContext:
     source: SourceModel
     workdir: Path  # scratch space for intermediate files, removed by the caller
-    calib: FaceSet | None = None
-    verify: FaceSet | None = None
+    calib: Dataset | None = None
+    verify: Dataset | None = None
     opset: int = DEFAULT_OPSET
     threads: int = 1
     _reference: np.ndarray | None = field(default=None, repr=False)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefer.runtime.metadata import card_path
+from edgefer.train.data import Dataset
 
 from .artifact_metadata import artifact_info, attach_metadata, with_verification
-from .calibration import FaceSet
 from .context import DEFAULT_OPSET, ExportContext
 from .formats import ExportFormat
 from .source import SourceModel
@@ -56,7 +56,7 @@ class ExportResult:
         return f"{line}  {self.verification.summary()}  {status}"
 
 
-def check_ready(formats: Sequence[ExportFormat], calib: FaceSet | None) -> None:
+def check_ready(formats: Sequence[ExportFormat], calib: Dataset | None) -> None:
     """Fail before any work if a format lacks a module or calibration images."""
     problems = [f"{f.name} needs {', '.join(f.missing())}" for f in formats if f.missing()]
     if problems:
@@ -103,8 +103,8 @@ def export_model(
     formats: Sequence[ExportFormat],
     out_dir: str | Path,
     stem: str,
-    calib: FaceSet | None = None,
-    verify: FaceSet | None = None,
+    calib: Dataset | None = None,
+    verify: Dataset | None = None,
     opset: int = DEFAULT_OPSET,
     threads: int = 1,
     echo: Callable[[str], None] | None = print,

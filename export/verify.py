@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.runtime.classifiers import load_classifier
+from edgefer.train.data import Dataset
 
-from .calibration import FaceSet
 from .formats import Check
 
 BATCH = 64
@@ -46,7 +46,7 @@ def predict_batched(path: Path, faces: np.ndarray, threads: int = 1) -> tuple[np
     return probs, tuple(clf.labels)
 
 
-def truth_in_model_order(faces: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
+def truth_in_model_order(faces: Dataset, model_labels: tuple[str, ...]) -> np.ndarray:
     """The faces' labels as indices into the model's outputs; -1 where the model lacks the class.
 
     A FER+ model (8 classes in another order) is verified on FER2013 folders this way.
@@ -55,7 +55,7 @@ def truth_in_model_order(faces: FaceSet, model_labels: tuple[str, ...]) -> np.nd
     return np.asarray([index.get(faces.labels[c], -1) for c in faces.y])
 
 
-def compare(probs: np.ndarray, reference: np.ndarray, faces: FaceSet, check: Check,
+def compare(probs: np.ndarray, reference: np.ndarray, faces: Dataset, check: Check,
             model_labels: tuple[str, ...] | None = None) -> Verification:
     diff = np.abs(probs - reference)
     agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
@@ -68,12 +68,12 @@ def compare(probs: np.ndarray, reference: np.ndarray, faces: FaceSet, check: Che
     drop_ok = check.max_accuracy_drop is None or keras_accuracy - accuracy <= check.max_accuracy_drop + 1e-9
     return Verification(
         images=len(faces), agreement=agreement, max_abs_diff=max_diff, mean_abs_diff=float(diff.mean()),
-        keras_accuracy=keras_accuracy, accuracy=accuracy, data=faces.source,
+        keras_accuracy=keras_accuracy, accuracy=accuracy, data=faces.name,
         passed=agreement >= check.min_agreement and diff_ok and drop_ok, check=check.describe(),
     )
 
 
-def verify_artifact(path: Path, reference: np.ndarray, faces: FaceSet, check: Check,
+def verify_artifact(path: Path, reference: np.ndarray, faces: Dataset, check: Check,
                     threads: int = 1) -> Verification:
     probs, labels = predict_batched(path, faces.x, threads)
     return compare(probs, reference, faces, check, labels)

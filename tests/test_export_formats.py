@@ -12,7 +12,6 @@ from export_synthetic import LABELS, SIZE, write_tree
 
 from edgefer.export.calibration import (
     DataError,
-    FaceSet,
     balanced_indices,
     load_calibration,
     load_verification,
@@ -28,6 +27,7 @@ from edgefer.runtime.classifiers import BACKENDS
 from edgefer.runtime.cli import main
 from edgefer.runtime.metadata import ModelInfo, card_path
 from edgefer.runtime.preprocess import PreprocessSpec
+from edgefer.train.data import Dataset
 
 
 def test_table_rows_have_distinct_cards_and_runtime_backends():
@@ -89,7 +89,7 @@ def test_missing_data_is_a_data_error(tmp_path):
 
 
 def test_compare_gates_on_agreement_and_difference():
-    faces = FaceSet(np.zeros((4, *SIZE), np.uint8), np.array([0, 1, 1, 0]), ("a", "b"), "t")
+    faces = Dataset(np.zeros((4, *SIZE), np.uint8), np.array([0, 1, 1, 0]), ("a", "b"), name="t")
     ref = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]], np.float32)
     got = ref.copy()
     got[2] = [0.55, 0.45]
@@ -104,7 +104,7 @@ def test_compare_gates_on_agreement_and_difference():
 
 def test_compare_scores_a_model_with_other_labels_by_name():
     # A FER+-style model (other order, an extra class) verified on folders with FER2013-style labels.
-    faces = FaceSet(np.zeros((3, *SIZE), np.uint8), np.array([0, 1, 2]), ("a", "b", "c"), "t")
+    faces = Dataset(np.zeros((3, *SIZE), np.uint8), np.array([0, 1, 2]), ("a", "b", "c"), name="t")
     model_labels = ("b", "x", "a")  # no "c": the third face can never be right
     ref = np.array([[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.2, 0.5, 0.3]], np.float32)
     v = compare(ref, ref, faces, Check(0.5, None), model_labels)

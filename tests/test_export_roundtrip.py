@@ -17,7 +17,6 @@ pytest.importorskip("tf2onnx")
 
 from export_synthetic import LABELS, faces, train_tiny_run, write_tree  # noqa: E402
 
-from edgefer.export.calibration import FaceSet  # noqa: E402
 from edgefer.export.context import ExportContext  # noqa: E402
 from edgefer.export.formats import FORMATS  # noqa: E402
 from edgefer.export.onnx_float import convert_to_onnx  # noqa: E402
@@ -27,6 +26,7 @@ from edgefer.runtime.classifiers import load_classifier  # noqa: E402
 from edgefer.runtime.cli import main  # noqa: E402
 from edgefer.runtime.metadata import ModelError, card_path  # noqa: E402
 from edgefer.runtime.preprocess import normalize  # noqa: E402
+from edgefer.train.data import Dataset  # noqa: E402
 
 # Agreement and probability tolerance against Keras on fresh faces, per format.
 TOLERANCE = {"onnx": 1e-5, "tflite": 1e-5, "tflite-fp16": 5e-3, "onnx-int8": 0.08, "tflite-int8": 0.08}
@@ -43,8 +43,8 @@ def exported(tmp_path_factory):
     available = [f for f in FORMATS.values() if not f.missing()]
     results = export_model(
         source, available, tmp / "out", "tiny",
-        calib=FaceSet(calib_x, calib_y, LABELS, "synthetic-calib"),
-        verify=FaceSet(verify_x, verify_y, LABELS, "synthetic-verify"),
+        calib=Dataset(calib_x, calib_y, LABELS, name="synthetic-calib"),
+        verify=Dataset(verify_x, verify_y, LABELS, name="synthetic-verify"),
         echo=None,
     )
     return source, {r.format: r for r in results}, tmp

@@ -46,6 +46,10 @@ class Dataset:
         c = Counter(self.y.tolist())
         return {name: c.get(i, 0) for i, name in enumerate(self.labels)}
 
+    def describe(self) -> dict:
+        """Where the images came from and how many per class, for model cards."""
+        return {"data": self.name, "images": len(self), "per_class": self.counts()}
+
     def summary(self) -> str:
         per = ", ".join(f"{k} {v}" for k, v in self.counts().items())
         return f"{self.name or 'dataset'}: {len(self)} images ({per})"
