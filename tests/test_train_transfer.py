@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
 import keras  # noqa: E402
-from export_synthetic import LABELS, faces, train_tiny_run  # noqa: E402
+from export_synthetic import LABELS, faces, train_tiny_run, write_tree  # noqa: E402
 
 from edgefer.export.formats import FORMATS  # noqa: E402
 from edgefer.export.runner import export_model  # noqa: E402
@@ -113,3 +113,15 @@ def _three_conv() -> keras.Model:
         y = keras.layers.Conv2D(4, 3, padding="same")(y)
     y = keras.layers.GlobalAveragePooling2D()(y)
     return keras.Model(inp, keras.layers.Dense(7, activation="softmax")(y))
+
+
+def test_cli_reports_a_bad_init_from_in_one_line(edge_onnx, tmp_path, capsys):
+    from edgefer.runtime.cli import main
+
+    assert main(["train", "--arch", "edge", "--init-from", str(tmp_path / "nope.onnx"), "--out", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    data = write_tree(tmp_path / "data", {"train": 2, "test": 1})
+    code = main(["train", "--arch", "ckplus", "--data", str(data), "--init-from", str(edge_onnx[0]), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--no-report"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "not the same architecture" in err and len(err.splitlines()) == 1, err

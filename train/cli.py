@@ -47,7 +47,7 @@ def _add_data_args(p: argparse.ArgumentParser, split_default: str = "test") -> N
 # ---------------------------------------------------------------- train
 def register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train a Keras model (reference, report, ckplus) with checkpoints and resume",
+        "train", help="train a Keras model (reference, report, ckplus, edge) with checkpoints and resume",
         description="Train a model; every epoch writes last.keras, best.keras and a history.csv row "
         "to the run folder, so a killed run continues with --resume. A report.md with curves, "
         "confusion matrix and first-layer kernels is written at the end.",
@@ -55,7 +55,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "  edgefer train --arch report --out runs/report                 # FER2013, 25 epochs\n"
         "  edgefer train --arch report --out runs/report --resume        # continue after a kill\n"
         "  edgefer train --arch ckplus --dataset ckplus --data ../shared/data/ckplus --split subject\n"
-        "  edgefer train --arch report --data fer2013.csv                # the Kaggle CSV",
+        "  edgefer train --arch report --data fer2013.csv                # the Kaggle CSV\n"
+        "  edgefer train --arch edge --augment --label-smoothing 0.1 --schedule cosine --warmup-epochs 2 \\\n"
+        "      --weight-decay 0.01 --lr 0.002 --epochs 50 --precision mixed_bfloat16   # the edge recipe\n"
+        "  edgefer train --arch edge --init-from models/fer2013.onnx --lr 0.001 ...    # a new cycle from the shipped model\n"
+        "  edgefer train --arch edge --dataset ferplus --init-from models/fer2013.onnx ... # FER+ (8 classes)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--arch", choices=ARCH_NAMES, default="report", help="architecture (default report)")
@@ -89,8 +93,14 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from edgefer.runtime.cli import CommandError
+
+    if args.init_from and not Path(args.init_from).is_file():
+        raise CommandError(f"--init-from {args.init_from}: no such file")
     _need_train_extra()
+    from .data import DataError
     from .trainer import TrainConfig, train
+    from .transfer import TransferError
 
     cfg = TrainConfig(
         data=args.data, arch=args.arch, dataset=args.dataset, out=args.out or f"runs/{args.arch}",
@@ -100,7 +110,10 @@ def _train(args: argparse.Namespace) -> int:
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
         init_from=args.init_from, precision=args.precision,
     )
-    out = train(cfg)
+    try:
+        out = train(cfg)
+    except (DataError, TransferError) as exc:
+        raise CommandError(str(exc)) from exc
     if not args.no_report:
         from .report import write_run_report
 
