@@ -125,3 +125,22 @@ def test_cli_reports_a_bad_init_from_in_one_line(edge_onnx, tmp_path, capsys):
                  "--out", str(tmp_path / "run"), "--no-report"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "not the same architecture" in err and len(err.splitlines()) == 1, err
+
+
+def test_keras_source_copies_by_layer_and_leaves_a_resized_head_fresh(tmp_path):
+    run = train_tiny_run(tmp_path / "run")
+    src = keras.models.load_model(run / "best.keras")
+    x = normalize(faces(2, seed=4)[0], SPEC)
+    same = keras.models.clone_model(src)
+    assert "fresh" not in init_weights(same, run / "best.keras", LABELS)
+    np.testing.assert_allclose(same.predict(x, verbose=0), src.predict(x, verbose=0), atol=1e-6)
+
+    def eight_classes(layer):
+        if layer is src.layers[-1]:
+            return keras.layers.Dense(8, activation="softmax")
+        return layer.__class__.from_config(layer.get_config())
+
+    eight = keras.models.clone_model(src, clone_function=eight_classes)
+    assert "fresh: dense" in init_weights(eight, run / "best.keras", FERPLUS_LABELS)
+    first_conv = next(layer for layer in eight.layers if layer.get_weights())
+    np.testing.assert_array_equal(first_conv.get_weights()[0], src.get_layer(first_conv.name).get_weights()[0])

@@ -46,7 +46,7 @@ def init_weights(model, source: str | Path, labels: Sequence[str], faces: np.nda
     import keras
 
     src = keras.models.load_model(source, compile=False)
-    return _copy_by_order(model, [w for layer in src.layers for w in [layer.get_weights()] if w], labels, None)
+    return _copy_by_order(model, [w for layer in src.layers for w in [layer.get_weights()] if w])
 
 
 def lineage(source: str | Path) -> dict:
@@ -219,7 +219,8 @@ def _max_diff(model, path: Path, faces: np.ndarray, labels: Sequence[str], src_l
     return float(np.abs(ref - got).max())
 
 
-def _copy_by_order(model, weights: list[list[np.ndarray]], labels: Sequence[str], src_labels) -> str:
+def _copy_by_order(model, weights: list[list[np.ndarray]]) -> str:
+    """Layer by layer; a layer whose shapes differ (a head with another class count) stays fresh."""
     layers = [layer for layer in model.layers if layer.get_weights()]
     if len(layers) != len(weights):
         raise TransferError(f"the source has {len(weights)} layers with weights, the model {len(layers)}")
