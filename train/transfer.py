@@ -66,10 +66,14 @@ def lineage(source: str | Path) -> dict:
 
         props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
         card = json.loads(props.get("edgefer.card", "{}"))
-    elif (source.parent / "run.json").is_file():
+    elif (source.parent / "run.json").is_file():  # a run folder's .keras: its run.json is the card
         run = json.loads((source.parent / "run.json").read_text())
-        card = {"arch": run.get("config", {}).get("arch"), "training": run.get("config", {}),
-                "train_data": run.get("train_data")}
+        training = dict(run.get("config", {}))
+        if run.get("init_from"):
+            training["init_from"] = run["init_from"]
+        card = {"arch": training.get("arch"), "training": training, "train_data": run.get("train_data")}
+        if (source.parent / "metrics.json").is_file():
+            card["metrics"] = {"run-validation": json.loads((source.parent / "metrics.json").read_text())}
     for key in ("arch", "train_data", "training"):
         if card.get(key):
             out[key] = card[key]
