@@ -144,3 +144,14 @@ def test_keras_source_copies_by_layer_and_leaves_a_resized_head_fresh(tmp_path):
     assert "fresh: dense" in init_weights(eight, run / "best.keras", FERPLUS_LABELS)
     first_conv = next(layer for layer in eight.layers if layer.get_weights())
     np.testing.assert_array_equal(first_conv.get_weights()[0], src.get_layer(first_conv.name).get_weights()[0])
+
+
+def test_lineage_records_the_parent_file_hash_and_recipe(edge_onnx):
+    import hashlib
+
+    from edgefer.train.transfer import lineage
+
+    path = edge_onnx[0]
+    parent = lineage(path)
+    assert parent["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert parent["arch"] == "edge" and parent["training"]["dataset"] == "fer2013"
