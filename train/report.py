@@ -194,8 +194,13 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
         lines += [
             f"- architecture: `{card.get('arch', '?')}`, {card.get('params', 0):,} parameters",
             f"- training data: {card.get('train_data', '?')}",
-            f"- training: {json.dumps(card.get('training', {}))}",
         ]
+        training = dict(card.get("training", {}))
+        parent = training.pop("init_from", None)
+        lines.append(f"- training: {json.dumps(training)}")
+        if isinstance(parent, dict):  # a later cycle: name the model it started from
+            lines.append(f"- started from `{parent.get('file')}` (sha256 {str(parent.get('sha256'))[:12]}…, "
+                         f"`{parent.get('arch', '?')}`; its own recipe is under training.init_from in the card)")
     lines += [f"- validation data: {desc} ({m.n} images)", ""]
     history = Path(args.history) if args is not None and getattr(args, "history", None) else run / "history.csv"
     curves = plot_history(history, out / "curves.png") if history.is_file() else None
