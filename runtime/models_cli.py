@@ -37,7 +37,6 @@ def describe(path: Path) -> dict:
         "format": info.card.get("export", {}).get("format", path.suffix.lstrip(".")),
         "size_mb": path.stat().st_size / 1e6,
         "labels": info.labels,
-        "arch": info.card.get("arch", "?"),
         **{key: metrics[key]["accuracy"] for key in HEADLINE_METRICS if key in metrics},
     }
 

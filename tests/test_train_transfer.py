@@ -155,3 +155,20 @@ def test_lineage_records_the_parent_file_hash_and_recipe(edge_onnx):
     parent = lineage(path)
     assert parent["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert parent["arch"] == "edge" and parent["training"]["dataset"] == "fer2013"
+
+
+def test_resume_does_not_need_the_parent_file_any_more(tmp_path):
+    from edgefer.runtime.cli import main
+    from edgefer.train.archs import ckplus
+
+    parent = tmp_path / "parent.keras"
+    ckplus((48, 48, 1), len(LABELS)).save(parent)
+    data = str(write_tree(tmp_path / "data", {"train": 2, "test": 1}))
+    run = tmp_path / "run"
+    common = ["train", "--arch", "ckplus", "--data", data, "--init-from", str(parent), "--out", str(run), "--no-report"]
+    assert main([*common, "--epochs", "1"]) == 0
+    recorded = json.loads((run / "run.json").read_text())["init_from"]
+    parent.unlink()  # e.g. a shipped model replaced by this run's own export
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    assert json.loads((run / "run.json").read_text())["init_from"] == recorded

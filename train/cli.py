@@ -95,7 +95,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from edgefer.runtime.cli import CommandError
 
-    if args.init_from and not Path(args.init_from).is_file():
+    # A resumed run continues from last.keras, so its parent file may since have been replaced or removed.
+    if args.init_from and not args.resume and not Path(args.init_from).is_file():
         raise CommandError(f"--init-from {args.init_from}: no such file")
     _need_train_extra()
     from .data import DataError

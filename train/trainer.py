@@ -129,11 +129,11 @@ def train(cfg: TrainConfig) -> Path:
         "val_data": f"{val_desc}: {val_ds.summary()}",
         "params": int(model.count_params()),
     }
-    if cfg.init_from:
-        from .transfer import lineage
-
-        meta["init_from"] = lineage(cfg.init_from)
     if not run_json.is_file() or not cfg.resume:
+        if cfg.init_from:  # only when the run starts: a resumed run keeps the parent it started from
+            from .transfer import lineage
+
+            meta["init_from"] = lineage(cfg.init_from)
         run_json.write_text(json.dumps(meta, indent=2) + "\n")
 
     n_cls = len(train_ds.labels)

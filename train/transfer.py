@@ -58,14 +58,18 @@ def lineage(source: str | Path) -> dict:
     import hashlib
     import json
 
+    from edgefer.runtime.metadata import CARD_KEY
+
     source = Path(source)
+    if not source.is_file():
+        raise TransferError(f"--init-from: no such file: {source}")
     out: dict = {"file": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
     card: dict = {}
     if source.suffix == ".onnx":
         import onnx
 
         props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
-        card = json.loads(props.get("edgefer.card", "{}"))
+        card = json.loads(props.get(CARD_KEY, "{}"))
     elif (source.parent / "run.json").is_file():  # a run folder's .keras: its run.json is the card
         run = json.loads((source.parent / "run.json").read_text())
         training = dict(run.get("config", {}))
@@ -105,7 +109,7 @@ def load_onnx_weights(model, path: Path, labels: Sequence[str], faces: np.ndarra
     folded = []  # BatchNorm layers that get the folded bias, recalibrated below
     for layer, (w, bias) in zip(k_convs, convs):
         kernel = w.transpose(2, 3, 1, 0)  # ONNX OIHW -> Keras HWIO
-        bn = _following_batchnorm(model, layer)
+        bn = _following_batchnorm(layer)
         if bn is None:
             _set(layer, [kernel, bias] if layer.use_bias else [kernel], path)
         else:
@@ -171,7 +175,7 @@ def _map_head(layer, w: np.ndarray, b: np.ndarray, src: Sequence[str], dst: Sequ
     return new_w, new_b, f"; head mapped by label ({len(shared)} shared, fresh: {', '.join(fresh) or 'none'})"
 
 
-def _following_batchnorm(model, layer):
+def _following_batchnorm(layer):
     for node in layer._outbound_nodes:
         nxt = node.operation
         if type(nxt).__name__ == "BatchNormalization":
