@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 DEFAULT_DATA = "../shared/data/fer2013"
-ARCH_NAMES = ("reference", "report", "ckplus", "edge")
+ARCH_NAMES = ("reference", "report", "ckplus", "edge", "edge_fast", "edge_wide")
 
 
 def _need_train_extra() -> None:
@@ -59,7 +59,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "  edgefer train --arch edge --augment --label-smoothing 0.1 --schedule cosine --warmup-epochs 2 \\\n"
         "      --weight-decay 0.01 --lr 0.002 --epochs 50 --precision mixed_bfloat16   # the edge recipe\n"
         "  edgefer train --arch edge --init-from models/fer2013.onnx --lr 0.001 ...    # a new cycle from it\n"
-        "  edgefer train --arch edge --dataset ferplus --init-from models/fer2013.onnx ... # FER+ (8 classes)",
+        "  edgefer train --arch edge --dataset ferplus --init-from models/fer2013.onnx ... # FER+ (8 classes)\n"
+        "  KERAS_BACKEND=jax edgefer train --arch edge_wide --epochs 300 --time-budget 420 --workers 4 ...\n"
+        "      # a GPU machine without TensorFlow: as many epochs as fit in 7 minutes",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--arch", choices=ARCH_NAMES, default="report", help="architecture (default report)")
@@ -88,6 +90,14 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16")
     r.add_argument("--init-from", help="start from these weights: .keras, .weights.h5, or a shipped .onnx (e.g. "
                    "models/fer2013.onnx: a new cycle in a later session; a head with other labels is mapped by name)")
+    r.add_argument("--teacher", help="knowledge distillation: teacher targets from 'python -m edgefer.train.teacher'")
+    r.add_argument("--teacher-weight", type=float, default=0.5,
+                   help="weight of the teacher in the targets (default 0.5; the rest is the label)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="time a few steps first, then train as many epochs (up to --epochs) as fit in SECONDS; "
+                   "the cosine schedule spans exactly those epochs")
+    p.add_argument("--workers", type=int, default=1,
+                   help="input-pipeline threads for augmentation (default 1; 4+ keep a GPU busy)")
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.set_defaults(func=_train)
 
@@ -109,7 +119,8 @@ def _train(args: argparse.Namespace) -> int:
         split=args.split, val_fraction=args.val_fraction, resume=args.resume, limit=args.limit,
         augment=args.augment, label_smoothing=args.label_smoothing, schedule=args.schedule,
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
-        init_from=args.init_from, precision=args.precision,
+        init_from=args.init_from, precision=args.precision, workers=args.workers, time_budget=args.time_budget,
+        teacher=args.teacher, teacher_weight=args.teacher_weight,
     )
     try:
         out = train(cfg)

@@ -29,8 +29,11 @@ class FaceBatches(keras.utils.PyDataset):
         epoch: int = 0,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         class_weights: np.ndarray | None = None,
+        workers: int = 1,
     ) -> None:
-        super().__init__(workers=1, use_multiprocessing=False)
+        # Threads, not processes: cv2 and numpy release the GIL, and batch i depends only on
+        # (seed, epoch, i), so any number of workers yields the same batches.
+        super().__init__(workers=workers, use_multiprocessing=False)
         self.x, self.y, self.spec = x, y, spec
         self.batch_size = batch_size
         self.num_classes = num_classes or int(y.max()) + 1

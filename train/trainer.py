@@ -47,6 +47,10 @@ class TrainConfig:
     class_weight: str = "none"  # none | sqrt | balanced
     init_from: str | None = None  # start from these weights (.keras, .weights.h5 or a shipped .onnx): a new cycle
     precision: str = "float32"  # or mixed_bfloat16: ~2x faster on CPUs with AMX / AVX512-BF16
+    workers: int = 1  # input-pipeline threads (augmentation); more keep a GPU fed
+    time_budget: float | None = None  # seconds: fit the epoch count (and the cosine schedule) to it
+    teacher: str | None = None  # knowledge distillation: .npz of train/teacher.py
+    teacher_weight: float = 0.5  # targets = (1 - w) * label + w * teacher
     preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
 
@@ -90,6 +94,7 @@ def train(cfg: TrainConfig) -> Path:
     run_json = out / "run.json"
     spec = PreprocessSpec.from_json(json.dumps(cfg.preprocess))
 
+    t_start = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(cfg.precision)
     train_ds, val_ds, val_desc = load_splits(cfg)
@@ -98,29 +103,65 @@ def train(cfg: TrainConfig) -> Path:
         train_ds = train_ds.subset(np.sort(pick))
     print(train_ds.summary())
     print(val_ds.summary())
+    if cfg.teacher:
+        from .teacher import load_teacher
 
+        labels = train_ds.targets if train_ds.targets is not None else np.eye(len(train_ds.labels))[train_ds.y]
+        w = cfg.teacher_weight
+        train_ds.targets = ((1 - w) * labels + w * load_teacher(cfg.teacher, train_ds)).astype(np.float32)
+        print(f"distilling from {cfg.teacher} (weight {w})")
+
+    n_cls = len(train_ds.labels)
+    augment = None
+    if cfg.augment:
+        from .augment import Augmenter
+
+        augment = Augmenter()
+
+    def train_batches(epoch: int):
+        return _batches(
+            train_ds, spec, batch, n_cls, shuffle=True, seed=cfg.seed, epoch=epoch, augment=augment,
+            class_weights=class_weights(train_ds.y, n_cls, cfg.class_weight), workers=cfg.workers,
+        )
+
+    val_seq = _batches(val_ds, spec, 256, n_cls, workers=cfg.workers)
     start_epoch = 0
     last = out / "last.keras"
     if cfg.resume and last.is_file():
         start_epoch = _finished_epochs(out / "history.csv")
+        if cfg.time_budget and run_json.is_file():  # the schedule in last.keras spans the epochs fitted then
+            epochs = json.loads(run_json.read_text())["config"]["epochs"]
         model = keras.models.load_model(last)
         print(f"resuming {out} after epoch {start_epoch}")
     else:
         if cfg.resume:
             print(f"nothing to resume in {out}: starting fresh")
         (out / "history.csv").unlink(missing_ok=True)
-        model = arch.build((*spec.size, spec.channels), len(train_ds.labels))
-        if cfg.init_from:
-            from .transfer import init_weights
-
-            probe = normalize(train_ds.x[np.random.default_rng(cfg.seed).permutation(len(train_ds))[:2048]], spec)
-            print(f"initialised from {init_weights(model, cfg.init_from, train_ds.labels, probe)}")
         steps = (len(train_ds) + batch - 1) // batch
-        model.compile(
-            optimizer=_optimizer(cfg, lr, steps * epochs, steps * cfg.warmup_epochs),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-            metrics=["accuracy"],
-        )
+
+        def fresh_model(n_epochs: int):
+            keras.utils.set_random_seed(cfg.seed)
+            m = arch.build((*spec.size, spec.channels), len(train_ds.labels))
+            if cfg.init_from:
+                from .transfer import init_weights
+
+                probe = normalize(train_ds.x[np.random.default_rng(cfg.seed).permutation(len(train_ds))[:2048]], spec)
+                print(f"initialised from {init_weights(m, cfg.init_from, train_ds.labels, probe)}")
+            m.compile(
+                optimizer=_optimizer(cfg, lr, steps * n_epochs, steps * cfg.warmup_epochs),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                metrics=["accuracy"],
+            )
+            return m
+
+        if cfg.time_budget:
+            from .budget import epochs_within, probe_epoch_seconds
+
+            cost = probe_epoch_seconds(fresh_model(epochs), train_batches(0), val_seq)
+            fitted = epochs_within(cfg.time_budget - (time.perf_counter() - t_start), cost, epochs)
+            print(f"time budget {cfg.time_budget:.0f} s: {cost}; {fitted} of at most {epochs} epochs fit")
+            epochs = fitted
+        model = fresh_model(epochs)
     meta = {
         "config": asdict(cfg) | {"epochs": epochs, "batch_size": batch, "learning_rate": lr},
         "labels": list(train_ds.labels),
@@ -136,20 +177,11 @@ def train(cfg: TrainConfig) -> Path:
             meta["init_from"] = lineage(cfg.init_from)
         run_json.write_text(json.dumps(meta, indent=2) + "\n")
 
-    n_cls = len(train_ds.labels)
-    augment = None
-    if cfg.augment:
-        from .augment import Augmenter
-
-        augment = Augmenter()
-    train_seq = _batches(
-        train_ds, spec, batch, n_cls, shuffle=True, seed=cfg.seed, epoch=start_epoch, augment=augment,
-        class_weights=class_weights(train_ds.y, n_cls, cfg.class_weight),
-    )
-    val_seq = _batches(val_ds, spec, 256, n_cls)
+    train_seq = train_batches(start_epoch)
     best_so_far = _best_val(out / "history.csv")
     callbacks = [
         _epoch_timer(),
+        *([_deadline(t_start + cfg.time_budget)] if cfg.time_budget else []),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
         keras.callbacks.ModelCheckpoint(str(last)),
         keras.callbacks.ModelCheckpoint(
@@ -218,6 +250,27 @@ def _is_tty() -> bool:
     import sys
 
     return sys.stdout.isatty()
+
+
+def _deadline(t_end: float):
+    """Stops after the epoch that would leave too little time for another one.
+
+    The probe sets the epoch count to fit; this guards against it having been optimistic
+    (other jobs on the machine), so a budgeted run always ends with its checkpoints written.
+    """
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            if now + (now - self.t0) > t_end and epoch + 1 < self.params.get("epochs", 0):
+                print(f"time budget reached after epoch {epoch + 1}: stopping")
+                self.model.stop_training = True
+
+    return Deadline()
 
 
 def _epoch_timer():
