@@ -15,10 +15,11 @@ FLAGS = {  # TrainConfig field -> `edgefer train` flag, for the fields that diff
     "learning_rate": "--lr", "seed": "--seed", "split": "--split", "label_smoothing": "--label-smoothing",
     "schedule": "--schedule", "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
     "class_weight": "--class-weight", "precision": "--precision", "init_from": "--init-from",
+    "teacher": "--teacher", "teacher_weight": "--teacher-weight", "time_budget": "--time-budget",
 }
 DEFAULTS = {"dataset": "fer2013", "seed": 0, "split": "random", "label_smoothing": 0.0, "schedule": "constant",
             "warmup_epochs": 0, "weight_decay": 0.0, "class_weight": "none", "precision": "float32",
-            "init_from": None}
+            "init_from": None, "teacher": None, "time_budget": None}
 
 
 def command(cfg: dict, out: str | None) -> str:
@@ -26,6 +27,8 @@ def command(cfg: dict, out: str | None) -> str:
     for key, flag in FLAGS.items():
         value = cfg.get(key)
         if key in DEFAULTS and value == DEFAULTS[key]:
+            continue
+        if key == "teacher_weight" and not cfg.get("teacher"):
             continue
         if isinstance(value, dict):  # a recorded parent model: its file name was the flag's value
             value = value.get("file")
@@ -38,6 +41,15 @@ def command(cfg: dict, out: str | None) -> str:
     return " ".join(parts)
 
 
+def _epochs(training: dict) -> str:
+    if "epochs" not in training:
+        return ""
+    run = training.get("epochs_run")
+    if run is not None and run != training["epochs"]:
+        return f" for {run} of its {training['epochs']} epochs (stopped early)"
+    return f" for {training['epochs']} epochs"
+
+
 def parent_lines(parent: dict | None) -> list[str]:
     """One line per earlier cycle: the file a run started from and how that file was trained."""
     lines = []
@@ -47,8 +59,7 @@ def parent_lines(parent: dict | None) -> list[str]:
         training = parent.get("training") or {}
         lines.append(
             f"- started from `{parent['file']}` (sha256 {parent['sha256'][:12]}…{'; ' + accs if accs else ''}), "
-            f"trained by `{command(training, None)}`" + (f" for {training['epochs']} epochs" if 'epochs' in training
-                                                        else "")
+            f"trained by `{command(training, None)}`" + _epochs(training)
         )
         parent = training.get("init_from") if isinstance(training.get("init_from"), dict) else None
     return lines
@@ -69,8 +80,8 @@ def summary(run: Path) -> str:
         f"- validation data: {meta['val_data']}",
         f"- epochs run: {len(hist)}; validation accuracy after the last epoch {accs[-1]:.4f}, best "
         f"{accs[best]:.4f} after epoch {best + 1} (the shipped weights: `best.keras`)",
-        f"- training time: {secs / 60:.0f} min on this project's 2-core x86-64 CPU machine "
-        "(other jobs shared the cores part of the time)",
+        f"- training time: {secs / 60:.0f} min (sum of epoch times), "
+        + (f"on {meta['machine']}" if meta.get("machine") else "machine not recorded in run.json"),
     ])
 
 

@@ -48,6 +48,7 @@ def test_train_then_resume_after_interruption(tiny_data: Path, tmp_path: Path) -
     meta = json.loads((run / "run.json").read_text())
     assert meta["labels"] == list(FER2013_LABELS)
     assert meta["preprocess"]["size"] == [48, 48]
+    assert meta["machine"].startswith("Keras ") and "CPU" in meta["machine"]  # where it trained, for its card
     # "killed" after epoch 1: a resumed run continues at epoch 2 instead of starting over.
     cfg.epochs, cfg.resume = 3, True
     train(cfg)

@@ -172,3 +172,30 @@ def test_resume_does_not_need_the_parent_file_any_more(tmp_path):
     assert main([*common, "--epochs", "2", "--resume"]) == 0
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     assert json.loads((run / "run.json").read_text())["init_from"] == recorded
+
+
+def test_lineage_of_a_run_records_epochs_actually_run(tmp_path):
+    """A parent cut short by a time limit says so in its child's card and summary."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edgefer.train.transfer import lineage
+
+    run = train_tiny_run(tmp_path / "run")
+    meta = json.loads((run / "run.json").read_text())
+    meta.setdefault("config", {}).update(arch="tiny", epochs=9)  # planned 9, history holds fewer rows
+    (run / "run.json").write_text(json.dumps(meta))
+    rows = 3
+    (run / "history.csv").write_text("epoch,accuracy,val_accuracy,epoch_seconds\n" + "".join(
+        f"{i},0.5,0.4,1.0\n" for i in range(rows)))
+    parent = lineage(run / "best.keras")
+    assert parent["training"]["epochs_run"] == rows < 9
+    child = tmp_path / "child"
+    child.mkdir()
+    child_meta = {**meta, "init_from": parent, "params": 1, "train_data": "t", "val_data": "v"}
+    (child / "run.json").write_text(json.dumps(child_meta))
+    (child / "history.csv").write_text((run / "history.csv").read_text())
+    script = Path(__file__).resolve().parents[1] / "scripts" / "run_summary.py"
+    out = subprocess.run([sys.executable, str(script), str(child)], capture_output=True, text=True, check=True).stdout
+    assert f"for {rows} of its 9 epochs (stopped early)" in out

@@ -169,6 +169,7 @@ def train(cfg: TrainConfig) -> Path:
         "train_data": train_ds.summary(),
         "val_data": f"{val_desc}: {val_ds.summary()}",
         "params": int(model.count_params()),
+        "machine": machine(),
     }
     if not run_json.is_file() or not cfg.resume:
         if cfg.init_from:  # only when the run starts: a resumed run keeps the parent it started from
@@ -197,6 +198,24 @@ def train(cfg: TrainConfig) -> Path:
     else:
         print(f"{out}: all {epochs} epochs already done")
     return out
+
+
+def machine() -> str:
+    """Where a run trained, for its record: Keras backend, accelerator, CPU cores."""
+    import os
+    import platform
+
+    import keras
+
+    backend = keras.backend.backend()
+    device = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    if backend == "jax":
+        import jax
+
+        first = jax.devices()[0]
+        if first.platform != "cpu":
+            device = f"{first.device_kind} + {device}"
+    return f"Keras {keras.__version__} on {backend}, {device}"
 
 
 def _optimizer(cfg: TrainConfig, lr: float, total_steps: int, warmup_steps: int):
