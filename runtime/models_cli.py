@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .metric_keys import metric_key
+
 # Card metric keys worth a column, in display order, with their headings.
 HEADLINE_METRICS = {
-    "fer2013-publictest": "FER2013 PublicTest",
-    "ferplus-publictest-majority": "FER+ PublicTest (majority)",
+    metric_key("fer2013"): "FER2013 PublicTest",
+    metric_key("ferplus"): "FER+ PublicTest (majority)",
 }
 
 

@@ -13,7 +13,8 @@ NAME=$2
 DATA=${3:-../shared/data/fer2013}
 DATASET=${4:-fer2013}
 EDGEFER=${EDGEFER:-.venv/bin/edgefer}
-if [ "$DATASET" = ferplus ]; then KEY=ferplus-publictest-majority; else KEY=fer2013-publictest; fi
+PY=${PY:-.venv/bin/python}
+KEY=$("$PY" -c "import sys; from edgefer.runtime.metric_keys import metric_key; print(metric_key(sys.argv[1]))" "$DATASET")
 "$EDGEFER" export "$RUN" --format onnx,onnx-int8,tflite-int8 --out models --name "$NAME" --calib-data "$DATA" --verify-size all
 ARTIFACTS=(models/"$NAME".onnx models/"$NAME"-int8.onnx models/"$NAME"-full-int8.tflite)
 # The Keras run comes first: every other row is compared with the float model it came from.

@@ -110,6 +110,11 @@ def test_compare_scores_a_model_with_other_labels_by_name():
     v = compare(ref, ref, faces, Check(0.5, None), model_labels)
     assert v.accuracy == v.keras_accuracy == pytest.approx(2 / 3)
     assert compare(ref, ref, faces, Check(0.5, None)).accuracy == 0.0  # index order alone is wrong here
+    # As `edgefer eval` scores it: the arg-max over the classes both share, so a high "x" (a class
+    # the data lacks, like FER+'s contempt on FER2013 folders) does not hide the right answer.
+    extra = np.array([[0.2, 0.5, 0.3]], np.float32)
+    one = Dataset(np.zeros((1, *SIZE), np.uint8), np.array([0]), ("a", "b", "c"), name="t")
+    assert compare(extra, extra, one, Check(0.5, None), model_labels).accuracy == 1.0
 
 
 def test_an_exporter_that_writes_nothing_is_reported_not_raised(tmp_path):

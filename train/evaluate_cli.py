@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.metric_keys import metric_key
+
 from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates
 from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
 
@@ -25,10 +27,9 @@ def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -
         return ds, f"ckplus-{args.split}-seed{args.seed}"
     if args.dataset == "ferplus":
         ds = load_ferplus(args.data, args.split, size)
-        key = f"ferplus-{'publictest' if args.split == 'test' else args.split}-majority"
     else:
         ds = load_fer2013(args.data, args.split, size)
-        key = {"test": "fer2013-publictest", "train": "fer2013-training"}.get(args.split, f"fer2013-{args.split}")
+    key = metric_key(args.dataset, args.split)
     if getattr(args, "exclude_train_duplicates", False):
         reference = load_fer2013(args.data, "train", size)
         dup = pixel_duplicates(ds, reference)
