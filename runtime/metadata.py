@@ -89,4 +89,3 @@ def write_card(model_path: str | Path, info: ModelInfo, extra: dict | None = Non
         d.update(extra)
     path.write_text(json.dumps(d, indent=2, sort_keys=False) + "\n")
     return path
-

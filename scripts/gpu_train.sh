@@ -3,7 +3,8 @@
 #
 # Keras 3 trains the same code on its JAX backend (PyTorch if JAX fails a one-step smoke test).
 # A plan's runs either set --time-budget "$BUDGET" (the epochs and the cosine schedule fit the
-# time, whatever the GPU) or fixed epochs measured on an earlier call (gpu_plans/distill.sh). Prepare .gpu/ first with scripts/gpu_prepare.sh. Afterwards $OUT holds each
+# time, whatever the GPU) or fixed epochs measured on an earlier call (gpu_plans/distill.sh).
+# Prepare .gpu/ first with scripts/gpu_prepare.sh. Afterwards $OUT holds each
 # run's best model without optimizer state (<run>.keras, a few MB: export and evaluate them with
 # TensorFlow elsewhere) and runs.tgz (run.json, history.csv, logs, the report runs' report.md).
 #

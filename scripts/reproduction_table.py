@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
           " training time here |")
     print("|---|---|---:|---:|---:|---:|" + ("---:|" if with_figures else "") + "---:|")
     for item in argv:
-        run, sep, reported = item.partition("=")
+        run, _, reported = item.partition("=")
         print(row(Path(run), reported if with_figures else None))
 
 

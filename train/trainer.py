@@ -73,7 +73,8 @@ def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected fer2013, ferplus or ckplus")
 
 
-def _finished_epochs(history: Path) -> int:
+def finished_epochs(history: Path) -> int:
+    """Rows of a run's history.csv: the epochs it finished (0 if it has none yet)."""
     if not history.is_file():
         return 0
     with history.open() as fh:
@@ -118,17 +119,19 @@ def train(cfg: TrainConfig) -> Path:
 
         augment = Augmenter()
 
+    weights = class_weights(train_ds.y, n_cls, cfg.class_weight)
+
     def train_batches(epoch: int):
         return _batches(
             train_ds, spec, batch, n_cls, shuffle=True, seed=cfg.seed, epoch=epoch, augment=augment,
-            class_weights=class_weights(train_ds.y, n_cls, cfg.class_weight), workers=cfg.workers,
+            class_weights=weights, workers=cfg.workers,
         )
 
     val_seq = _batches(val_ds, spec, 256, n_cls, workers=cfg.workers)
     start_epoch = 0
     last = out / "last.keras"
     if cfg.resume and last.is_file():
-        start_epoch = _finished_epochs(out / "history.csv")
+        start_epoch = finished_epochs(out / "history.csv")
         if cfg.time_budget and run_json.is_file():  # the schedule in last.keras spans the epochs fitted then
             epochs = json.loads(run_json.read_text())["config"]["epochs"]
         model = keras.models.load_model(last)
@@ -139,14 +142,21 @@ def train(cfg: TrainConfig) -> Path:
         (out / "history.csv").unlink(missing_ok=True)
         steps = (len(train_ds) + batch - 1) // batch
 
+        initial: list = []  # the starting weights, so a budget probe's throwaway model costs no second import
+
         def fresh_model(n_epochs: int):
             keras.utils.set_random_seed(cfg.seed)
             m = arch.build((*spec.size, spec.channels), len(train_ds.labels))
-            if cfg.init_from:
-                from .transfer import init_weights
+            if initial:
+                m.set_weights(initial)
+            else:
+                if cfg.init_from:
+                    from .transfer import init_weights
 
-                probe = normalize(train_ds.x[np.random.default_rng(cfg.seed).permutation(len(train_ds))[:2048]], spec)
-                print(f"initialised from {init_weights(m, cfg.init_from, train_ds.labels, probe)}")
+                    pick = np.random.default_rng(cfg.seed).permutation(len(train_ds))[:2048]
+                    probe = normalize(train_ds.x[pick], spec)
+                    print(f"initialised from {init_weights(m, cfg.init_from, train_ds.labels, probe)}")
+                initial.extend(m.get_weights())
             m.compile(
                 optimizer=_optimizer(cfg, lr, steps * n_epochs, steps * cfg.warmup_epochs),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),

@@ -77,7 +77,9 @@ def lineage(source: str | Path) -> dict:
             training["init_from"] = run["init_from"]
         history = source.parent / "history.csv"
         if history.is_file():  # a run stopped early (a time limit) has fewer rows than its planned epochs
-            training["epochs_run"] = max(0, len(history.read_text().strip().splitlines()) - 1)
+            from .trainer import finished_epochs
+
+            training["epochs_run"] = finished_epochs(history)
         card = {"arch": training.get("arch"), "training": training, "train_data": run.get("train_data")}
         if (source.parent / "metrics.json").is_file():
             card["metrics"] = {"run-validation": json.loads((source.parent / "metrics.json").read_text())}
