@@ -95,6 +95,9 @@ def base_card(path: Path, run: dict, model: Any) -> dict:
         card["training"] = {k: v for k, v in cfg.items() if k not in skip}
         if run.get("init_from"):  # the parent model's recipe, so a chain of cycles stays reproducible
             card["training"]["init_from"] = run["init_from"]
+        for key in ("extended", "averaged"):  # resumed for more epochs; the checkpoints averaged
+            if run.get(key):
+                card["training"][key] = run[key]
     metrics = path.parent / "metrics.json"
     if run and metrics.is_file():
         try:

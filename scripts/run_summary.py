@@ -16,10 +16,11 @@ FLAGS = {  # TrainConfig field -> `edgefer train` flag, for the fields that diff
     "schedule": "--schedule", "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
     "class_weight": "--class-weight", "precision": "--precision", "init_from": "--init-from",
     "teacher": "--teacher", "teacher_weight": "--teacher-weight", "time_budget": "--time-budget",
+    "average_last": "--average-last",
 }
 DEFAULTS = {"dataset": "fer2013", "seed": 0, "split": "random", "label_smoothing": 0.0, "schedule": "constant",
             "warmup_epochs": 0, "weight_decay": 0.0, "class_weight": "none", "precision": "float32",
-            "init_from": None, "teacher": None, "time_budget": None}
+            "init_from": None, "teacher": None, "time_budget": None, "average_last": 0}
 
 
 def command(cfg: dict, out: str | None) -> str:
@@ -65,6 +66,25 @@ def parent_lines(parent: dict | None) -> list[str]:
     return lines
 
 
+def averaged_line(averaged: dict | None, best_epoch_acc: float) -> list[str]:
+    """For a run folder written by weight averaging: which checkpoints, and what it gained."""
+    if not averaged:
+        return []
+    names = [Path(m).name for m in averaged["members"]]
+    acc = averaged.get("val_accuracy")
+    return [
+        f"- shipped weights: the average of {len(names)} checkpoints ({names[0]} … {names[-1]}), BatchNorm "
+        f"re-estimated on {averaged['batchnorm_faces']} training faces"
+        + (f": validation accuracy {acc:.4f} vs {best_epoch_acc:.4f} for the best single epoch" if acc else "")
+    ]
+
+
+def extension_lines(extended: list[dict] | None) -> list[str]:
+    return [f"- then resumed after epoch {e['after_epoch']} with `--resume --epochs {e['epochs']}"
+            + (f" --average-last {e['average_last']}" if e.get("average_last") else "") + "`"
+            for e in extended or []]
+
+
 def summary(run: Path) -> str:
     meta = json.loads((run / "run.json").read_text())
     cfg = meta["config"]
@@ -72,14 +92,17 @@ def summary(run: Path) -> str:
     accs = [float(r["val_accuracy"]) for r in hist]
     best = max(range(len(accs)), key=accs.__getitem__)
     secs = sum(float(r.get("epoch_seconds") or 0) for r in hist)
+    shipped = "the average below" if meta.get("averaged") else "`best.keras`"
     return "\n".join([
         f"- command: `{command(cfg, str(run))}`",
+        *extension_lines(meta.get("extended")),
         *parent_lines(meta.get("init_from")),
         f"- architecture: `{cfg['arch']}`, {meta['params']:,} parameters",
         f"- training data: {meta['train_data']}",
         f"- validation data: {meta['val_data']}",
         f"- epochs run: {len(hist)}; validation accuracy after the last epoch {accs[-1]:.4f}, best "
-        f"{accs[best]:.4f} after epoch {best + 1} (the shipped weights: `best.keras`)",
+        f"{accs[best]:.4f} after epoch {best + 1} (the shipped weights: {shipped})",
+        *averaged_line(meta.get("averaged"), accs[best]),
         f"- training time: {secs / 60:.0f} min (sum of epoch times), "
         + (f"on {meta['machine']}" if meta.get("machine") else "machine not recorded in run.json"),
     ])

@@ -98,6 +98,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    "the cosine schedule spans exactly those epochs")
     p.add_argument("--workers", type=int, default=1,
                    help="input-pipeline threads for augmentation (default 1; 4+ keep a GPU busy)")
+    r.add_argument("--average-last", type=int, default=0, metavar="N",
+                   help="stochastic weight averaging: keep the weights of the last N epochs and write their "
+                   "average (BatchNorm re-estimated) as the run folder <out>/averaged; pairs with "
+                   "--schedule constant")
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.set_defaults(func=_train)
 
@@ -108,6 +112,8 @@ def _train(args: argparse.Namespace) -> int:
     # A resumed run continues from last.keras, so its parent file may since have been replaced or removed.
     if args.init_from and not args.resume and not Path(args.init_from).is_file():
         raise CommandError(f"--init-from {args.init_from}: no such file")
+    if args.average_last < 0 or args.average_last == 1:
+        raise CommandError(f"--average-last {args.average_last}: averaging needs at least 2 epochs (0 turns it off)")
     _need_train_extra()
     from .data import DataError
     from .trainer import TrainConfig, train
@@ -120,16 +126,70 @@ def _train(args: argparse.Namespace) -> int:
         augment=args.augment, label_smoothing=args.label_smoothing, schedule=args.schedule,
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
         init_from=args.init_from, precision=args.precision, workers=args.workers, time_budget=args.time_budget,
-        teacher=args.teacher, teacher_weight=args.teacher_weight,
+        teacher=args.teacher, teacher_weight=args.teacher_weight, average_last=args.average_last,
     )
     try:
         out = train(cfg)
     except (DataError, TransferError) as exc:
         raise CommandError(str(exc)) from exc
     if not args.no_report:
-        from .report import write_run_report
+        from .average import AVERAGED
 
-        print(f"report: {write_run_report(out)}")
+        _write_reports(out, out / AVERAGED)
+    return 0
+
+
+def _write_reports(*runs: Path) -> None:
+    from .report import write_run_report
+
+    for run in runs:
+        if (run / "best.keras").is_file():
+            print(f"report: {write_run_report(run)}")
+
+
+# ---------------------------------------------------------------- average
+def register_average(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "average", help="average the weights of several checkpoints of one network (SWA, model soups)",
+        description="Write a run folder whose best.keras holds the mean weights of the given checkpoints, "
+        "with BatchNorm statistics re-estimated on training faces, and print its validation accuracy. "
+        "Members must share the architecture and a starting point: the epochs of one run (its snapshots/ "
+        "from `edgefer train --average-last N`) or runs that continued from the same model. The result "
+        "exports, evaluates and inspects like any run folder.",
+        epilog="examples:\n"
+        "  edgefer average runs/swa/snapshots/*.weights.h5 --out runs/swa-avg\n"
+        "  edgefer average runs/cycle2 runs/cycle2/last.keras runs/cycle3 --out runs/soup\n"
+        "  edgefer export runs/soup --format onnx,onnx-int8 --out models --name fer-soup",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("members", nargs="+", help="run folders (best.keras), .keras files or .weights.h5 snapshots")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"training/validation data (default: {DEFAULT_DATA})")
+    p.add_argument("--dataset", choices=("fer2013", "ferplus"), default=None,
+                   help="labels to evaluate against (default: the first member's run)")
+    p.add_argument("--no-report", action="store_true", help="skip report.md")
+    p.set_defaults(func=_average)
+
+
+def _average(args: argparse.Namespace) -> int:
+    import json
+
+    from edgefer.runtime.cli import CommandError
+
+    _need_train_extra()
+    from .average import AverageError, member_path, run_folder, write_averaged_run
+    from .data import DataError
+    from .trainer import TrainConfig, load_splits
+
+    try:
+        first = json.loads((run_folder(member_path(args.members[0])) / "run.json").read_text())
+        dataset = args.dataset or first["config"].get("dataset", "fer2013")
+        train_ds, val_ds, _ = load_splits(TrainConfig(data=args.data, dataset=dataset, preprocess=first["preprocess"]))
+        out = write_averaged_run(args.members, args.out, train_ds, val_ds)
+    except (AverageError, DataError) as exc:
+        raise CommandError(str(exc)) from exc
+    if not args.no_report:
+        _write_reports(out)
     return 0
 
 

@@ -7,12 +7,15 @@ Run folder layout::
     best.keras      best validation accuracy so far
     history.csv     one row per epoch
     metrics.json    evaluation of best.keras on the validation data
+    snapshots/      weights of each of the last N epochs (--average-last N)
+    averaged/       a run folder of its own: the average of those snapshots (train/average.py)
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ import numpy as np
 
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
+from .average import AVERAGED, SNAPSHOTS
 from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus
 
 
@@ -51,6 +55,7 @@ class TrainConfig:
     time_budget: float | None = None  # seconds: fit the epoch count (and the cosine schedule) to it
     teacher: str | None = None  # knowledge distillation: .npz of train/teacher.py
     teacher_weight: float = 0.5  # targets = (1 - w) * label + w * teacher
+    average_last: int = 0  # > 0: keep the last N epochs' weights and average them (SWA) into averaged/
     preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
 
@@ -140,6 +145,8 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.resume:
             print(f"nothing to resume in {out}: starting fresh")
         (out / "history.csv").unlink(missing_ok=True)
+        for stale in (SNAPSHOTS, AVERAGED):  # a fresh run averages only its own epochs
+            shutil.rmtree(out / stale, ignore_errors=True)
         steps = (len(train_ds) + batch - 1) // batch
 
         initial: list = []  # the starting weights, so a budget probe's throwaway model costs no second import
@@ -187,6 +194,8 @@ def train(cfg: TrainConfig) -> Path:
 
             meta["init_from"] = lineage(cfg.init_from)
         run_json.write_text(json.dumps(meta, indent=2) + "\n")
+    else:
+        _record_extension(run_json, start_epoch, epochs, cfg.average_last)
 
     train_seq = train_batches(start_epoch)
     best_so_far = _best_val(out / "history.csv")
@@ -199,6 +208,7 @@ def train(cfg: TrainConfig) -> Path:
             str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
+        *([_snapshots(out / SNAPSHOTS, epochs - cfg.average_last)] if cfg.average_last else []),
     ]
     if start_epoch < epochs:
         model.fit(
@@ -207,7 +217,27 @@ def train(cfg: TrainConfig) -> Path:
         )
     else:
         print(f"{out}: all {epochs} epochs already done")
+    if cfg.average_last:
+        from .average import average_run
+
+        average_run(out, train_ds, val_ds)
     return out
+
+
+def _record_extension(run_json: Path, after_epoch: int, epochs: int, average_last: int) -> None:
+    """A resumed run asked for more epochs (or a longer average) than it started with: say so.
+
+    The recorded config stays the command the run started with; each extension is listed after it,
+    so the record still tells how to reproduce the weights.
+    """
+    meta = json.loads(run_json.read_text())
+    now = (meta.get("extended") or [meta["config"]])[-1]
+    if (now.get("epochs"), now.get("average_last", 0)) == (epochs, average_last):
+        return
+    ext = {"after_epoch": after_epoch, "epochs": epochs, "average_last": average_last}
+    meta["extended"] = [*meta.get("extended", []), ext]
+    run_json.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"extending the run after epoch {after_epoch}: --epochs {epochs} --average-last {average_last}")
 
 
 def machine() -> str:
@@ -300,6 +330,21 @@ def _deadline(t_end: float):
                 self.model.stop_training = True
 
     return Deadline()
+
+
+
+
+def _snapshots(folder: Path, after_epoch: int):
+    """Saves the weights (no optimizer: 5 MB, not 15) of every epoch after ``after_epoch``."""
+    import keras
+
+    class Snapshots(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 > after_epoch:
+                folder.mkdir(exist_ok=True)
+                self.model.save_weights(folder / f"epoch_{epoch + 1:03d}.weights.h5")
+
+    return Snapshots()
 
 
 def _epoch_timer():

@@ -73,8 +73,9 @@ def lineage(source: str | Path) -> dict:
     elif (source.parent / "run.json").is_file():  # a run folder's .keras: its run.json is the card
         run = json.loads((source.parent / "run.json").read_text())
         training = dict(run.get("config", {}))
-        if run.get("init_from"):
-            training["init_from"] = run["init_from"]
+        for key in ("init_from", "extended", "averaged"):
+            if run.get(key):
+                training[key] = run[key]
         history = source.parent / "history.csv"
         if history.is_file():  # a run stopped early (a time limit) has fewer rows than its planned epochs
             from .trainer import finished_epochs

@@ -1,0 +1,154 @@
+"""Weight averaging: one model whose weights are the mean of several checkpoints of one network.
+
+The weights a constant learning rate visits over a run's last epochs scatter around a wide optimum;
+their mean lies nearer its centre than any single epoch does (stochastic weight averaging,
+Izmailov et al. 2018). On FER2013, whose labels are noisy, single epochs of one run differ by up
+to 2 points on PublicTest, so the average is also a steadier pick than the best epoch. Checkpoints
+of different cycles that started from one model average as well (a "model soup"); networks trained
+from different initialisations do not, because their units are in different orders.
+
+The members' BatchNorm statistics describe their own activations, not the average's, so they are
+re-estimated on training faces, one layer after another. The result is a run folder like any other
+(best.keras, run.json, history.csv), so ``edgefer export``/``eval``/``inspect`` take it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.runtime.preprocess import PreprocessSpec, normalize
+
+from .data import Dataset
+
+BN_FACES = 8192  # enough for stable per-channel statistics; more adds time, not accuracy
+SNAPSHOT_SUFFIX = ".weights.h5"
+SNAPSHOTS = "snapshots"  # inside a run folder: one weights file per averaged epoch
+AVERAGED = "averaged"  # inside a run folder: the run folder of their average
+
+
+class AverageError(ValueError):
+    pass
+
+
+def member_path(path: str | Path) -> Path:
+    """A run folder means its best.keras; snapshots (.weights.h5) and .keras files are taken as they are."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.keras"
+    if not path.is_file():
+        raise AverageError(f"no such checkpoint: {path}")
+    if not (path.suffix == ".keras" or path.name.endswith(SNAPSHOT_SUFFIX)):
+        raise AverageError(f"{path}: expected a .keras file, a run folder or a {SNAPSHOT_SUFFIX} snapshot")
+    return path
+
+
+def run_folder(path: Path) -> Path:
+    """The training run a checkpoint belongs to: its own folder, or the one above snapshots/."""
+    for folder in (path.parent, path.parent.parent):
+        if (folder / "run.json").is_file():
+            return folder
+    raise AverageError(f"{path}: no run.json beside it or one folder up (is it from `edgefer train`?)")
+
+
+def average_weights(members: Sequence[str | Path]):
+    """(float32 Keras model holding the mean weights, the first member's run.json)."""
+    import keras
+
+    from .archs import ARCHS
+
+    paths = [member_path(p) for p in members]
+    if len(paths) < 2:
+        raise AverageError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
+    runs = [json.loads((run_folder(p) / "run.json").read_text()) for p in paths]
+    meta = runs[0]
+    for p, run in zip(paths[1:], runs[1:]):
+        if (run["config"]["arch"], run["labels"]) != (meta["config"]["arch"], meta["labels"]):
+            raise AverageError(f"{p}: arch {run['config']['arch']} with labels {run['labels']} differs from "
+                               f"{paths[0]} ({meta['config']['arch']}, {meta['labels']})")
+    spec = PreprocessSpec.from_json(json.dumps(meta["preprocess"]))
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # the average is an inference model
+    try:
+        model = ARCHS[meta["config"]["arch"]].build((*spec.size, spec.channels), len(meta["labels"]))
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    total = [np.zeros(w.shape, np.float64) for w in model.get_weights()]
+    for p in paths:
+        if p.suffix == ".keras":
+            model.set_weights(keras.models.load_model(p, compile=False).get_weights())
+        else:
+            model.load_weights(p)
+        for acc, w in zip(total, model.get_weights()):
+            acc += w
+    model.set_weights([(acc / len(paths)).astype(np.float32) for acc in total])
+    return model, meta
+
+
+def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> int:
+    """Set each BatchNorm's moving mean/variance to its input's statistics on ``faces``.
+
+    Layer by layer, in order, because each layer's input depends on the statistics of those
+    before it. Returns the number of BatchNorm layers updated.
+    """
+    import keras
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for bn in bns:
+        probe = keras.Model(model.inputs, bn.input)
+        act = np.asarray(probe.predict(faces, batch_size=batch, verbose=0), np.float64)
+        act = act.reshape(-1, act.shape[-1])
+        weights = bn.get_weights()
+        weights[-2], weights[-1] = act.mean(axis=0), act.var(axis=0)
+        bn.set_weights(weights)
+    return len(bns)
+
+
+def write_averaged_run(
+    members: Sequence[str | Path], out: str | Path, train_ds: Dataset, val_ds: Dataset | None = None,
+    seed: int = 0,
+) -> Path:
+    """Average ``members`` into the run folder ``out``; prints its validation accuracy."""
+    model, meta = average_weights(members)
+    spec = PreprocessSpec.from_json(json.dumps(meta["preprocess"]))
+    if list(train_ds.labels) != list(meta["labels"]):
+        raise AverageError(f"the data's labels {list(train_ds.labels)} differ from the model's {meta['labels']}")
+    pick = np.random.default_rng(seed).permutation(len(train_ds))[:BN_FACES]
+    update_batchnorm(model, normalize(train_ds.x[np.sort(pick)], spec))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "best.keras")
+    source = run_folder(member_path(members[0]))
+    if (source / "history.csv").is_file():  # the members' training curves
+        shutil.copyfile(source / "history.csv", out / "history.csv")
+    meta["averaged"] = {
+        "members": [str(member_path(p)) for p in members],
+        "batchnorm_faces": len(pick),
+    }
+    (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if val_ds is not None:
+        from .evaluate import KerasPredictor, evaluate
+
+        acc = evaluate(KerasPredictor(out / "best.keras"), val_ds).metrics.accuracy
+        meta["averaged"]["val_accuracy"] = round(float(acc), 4)
+        (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"{out}: the average of {len(members)} checkpoints scores {acc:.4f} on {val_ds.name}")
+    return out
+
+
+def snapshots(run: Path) -> list[Path]:
+    return sorted((run / SNAPSHOTS).glob(f"epoch_*{SNAPSHOT_SUFFIX}"))
+
+
+def average_run(run: Path, train_ds: Dataset, val_ds: Dataset, out: Path | None = None) -> Path | None:
+    """End of ``edgefer train --average-last N``: the run's snapshots averaged into ``run/averaged``."""
+    members = snapshots(run)
+    if len(members) < 2:
+        print(f"{run}: {len(members)} snapshot(s), nothing to average (the run stopped before its last epochs)")
+        return None
+    print(f"averaging the weights of {len(members)} epochs ({members[0].name} .. {members[-1].name})")
+    return write_averaged_run(members, out or run / AVERAGED, train_ds, val_ds)
