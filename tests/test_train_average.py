@@ -95,6 +95,16 @@ def test_cli_average_and_its_refusals(swa_run: tuple[Path, Path], tmp_path: Path
     assert main(["average", str(run), str(run / "last.keras"), "--out", str(out), "--data", str(data),
                  "--no-report"]) == 0
     assert "the average of 2 checkpoints scores" in capsys.readouterr().out
+    # Averaging again into the same folder replaces it whole: nothing of the earlier average stays.
+    (out / "report.md").write_text("stale")
+    assert main(["average", str(run), str(run / "last.keras"), "--out", str(out), "--data", str(data),
+                 "--no-report"]) == 0
+    assert not (out / "report.md").exists()
+    # A training run is never overwritten by an average.
+    before = (run / "best.keras").read_bytes()
+    assert main(["average", str(run), str(run / "last.keras"), "--out", str(run), "--data", str(data)]) == 2
+    assert "is not an earlier average" in capsys.readouterr().err
+    assert (run / "best.keras").read_bytes() == before
     assert json.loads((out / "run.json").read_text())["averaged"]["members"][0] == str(run / "best.keras")
 
     assert main(["average", str(run), "--out", str(tmp_path / "one"), "--data", str(data)]) == 2

@@ -113,13 +113,14 @@ def write_averaged_run(
     seed: int = 0,
 ) -> Path:
     """Average ``members`` into the run folder ``out``; prints its validation accuracy."""
+    out = Path(out)
+    _clear_earlier_average(out)
     model, meta = average_weights(members)
     spec = PreprocessSpec.from_json(json.dumps(meta["preprocess"]))
     if list(train_ds.labels) != list(meta["labels"]):
         raise AverageError(f"the data's labels {list(train_ds.labels)} differ from the model's {meta['labels']}")
     pick = np.random.default_rng(seed).permutation(len(train_ds))[:BN_FACES]
     update_batchnorm(model, normalize(train_ds.x[np.sort(pick)], spec))
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "best.keras")
     source = run_folder(member_path(members[0]))
@@ -138,6 +139,21 @@ def write_averaged_run(
         (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(f"{out}: the average of {len(members)} checkpoints scores {acc:.4f} on {val_ds.name}")
     return out
+
+
+def _clear_earlier_average(out: Path) -> None:
+    """An earlier average in ``out`` is replaced whole (its report would describe other weights);
+    any other non-empty folder, a training run above all, is refused rather than overwritten."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    run_json = out / "run.json"
+    try:
+        earlier = out.is_dir() and "averaged" in json.loads(run_json.read_text())
+    except (OSError, ValueError):
+        earlier = False
+    if not earlier:
+        raise AverageError(f"{out} exists and is not an earlier average: choose another --out")
+    shutil.rmtree(out)
 
 
 def snapshots(run: Path) -> list[Path]:
