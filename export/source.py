@@ -17,6 +17,7 @@ from typing import Any
 from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.runtime.metadata import ModelInfo
 from edgefer.runtime.preprocess import PreprocessSpec
+from edgefer.train.transfer import training_record
 
 from .native_output import captured_native_output
 
@@ -92,12 +93,7 @@ def base_card(path: Path, run: dict, model: Any) -> dict:
                 card[key] = run[key]
         # the whole recipe, so the card alone says how to retrain the model
         skip = {"data", "out", "resume", "limit", "preprocess"}
-        card["training"] = {k: v for k, v in cfg.items() if k not in skip}
-        if run.get("init_from"):  # the parent model's recipe, so a chain of cycles stays reproducible
-            card["training"]["init_from"] = run["init_from"]
-        for key in ("extended", "averaged"):  # resumed for more epochs; the checkpoints averaged
-            if run.get(key):
-                card["training"][key] = run[key]
+        card["training"] = {k: v for k, v in training_record(run).items() if k not in skip}
     metrics = path.parent / "metrics.json"
     if run and metrics.is_file():
         try:

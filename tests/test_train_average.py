@@ -124,6 +124,9 @@ def test_cli_average_and_its_refusals(swa_run: tuple[Path, Path], tmp_path: Path
     assert main(["average", str(run), str(tmp_path / "missing.keras"), "--out", str(tmp_path / "x"),
                  "--data", str(data)]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    # A refused request leaves an earlier average where it was.
+    assert main(["average", str(run), str(tmp_path / "missing.keras"), "--out", str(out), "--data", str(data)]) == 2
+    assert (out / "best.keras").is_file() and (out / "run.json").is_file()
 
 
 def test_a_fresh_run_drops_the_snapshots_of_an_earlier_one(swa_run: tuple[Path, Path], tmp_path: Path) -> None:

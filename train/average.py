@@ -89,11 +89,11 @@ def average_weights(members: Sequence[str | Path]):
     return model, meta
 
 
-def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> int:
+def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> None:
     """Set each BatchNorm's moving mean/variance to its input's statistics on ``faces``.
 
     Layer by layer, in order, because each layer's input depends on the statistics of those
-    before it. Returns the number of BatchNorm layers updated.
+    before it.
     """
     import keras
 
@@ -105,7 +105,6 @@ def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> int:
         weights = bn.get_weights()
         weights[-2], weights[-1] = act.mean(axis=0), act.var(axis=0)
         bn.set_weights(weights)
-    return len(bns)
 
 
 def write_averaged_run(
@@ -114,20 +113,23 @@ def write_averaged_run(
 ) -> Path:
     """Average ``members`` into the run folder ``out``; prints its validation accuracy."""
     out = Path(out)
-    _clear_earlier_average(out)
-    model, meta = average_weights(members)
+    replace = _earlier_average(out)  # refused before the work, removed only once the average exists
+    paths = [member_path(p) for p in members]
+    model, meta = average_weights(paths)
     spec = PreprocessSpec.from_json(json.dumps(meta["preprocess"]))
     if list(train_ds.labels) != list(meta["labels"]):
         raise AverageError(f"the data's labels {list(train_ds.labels)} differ from the model's {meta['labels']}")
     pick = np.random.default_rng(seed).permutation(len(train_ds))[:BN_FACES]
     update_batchnorm(model, normalize(train_ds.x[np.sort(pick)], spec))
+    if replace:
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "best.keras")
-    source = run_folder(member_path(members[0]))
+    source = run_folder(paths[0])
     if (source / "history.csv").is_file():  # the members' training curves
         shutil.copyfile(source / "history.csv", out / "history.csv")
     meta["averaged"] = {
-        "members": [str(member_path(p)) for p in members],
+        "members": [str(p) for p in paths],
         "batchnorm_faces": len(pick),
     }
     (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -141,19 +143,18 @@ def write_averaged_run(
     return out
 
 
-def _clear_earlier_average(out: Path) -> None:
-    """An earlier average in ``out`` is replaced whole (its report would describe other weights);
-    any other non-empty folder, a training run above all, is refused rather than overwritten."""
+def _earlier_average(out: Path) -> bool:
+    """True if ``out`` holds an earlier average, to be replaced whole (its report would describe
+    other weights); any other non-empty folder, a training run above all, is refused."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return
-    run_json = out / "run.json"
+        return False
     try:
-        earlier = out.is_dir() and "averaged" in json.loads(run_json.read_text())
+        earlier = out.is_dir() and "averaged" in json.loads((out / "run.json").read_text())
     except (OSError, ValueError):
         earlier = False
     if not earlier:
         raise AverageError(f"{out} exists and is not an earlier average: choose another --out")
-    shutil.rmtree(out)
+    return True
 
 
 def snapshots(run: Path) -> list[Path]:

@@ -332,8 +332,6 @@ def _deadline(t_end: float):
     return Deadline()
 
 
-
-
 def _snapshots(folder: Path, after_epoch: int):
     """Saves the weights (no optimizer: 5 MB, not 15) of every epoch after ``after_epoch``."""
     import keras

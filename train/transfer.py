@@ -49,6 +49,19 @@ def init_weights(model, source: str | Path, labels: Sequence[str], faces: np.nda
     return _copy_by_order(model, [w for layer in src.layers for w in [layer.get_weights()] if w])
 
 
+# What a run.json says about how the weights came to be, beyond the command the run started with.
+RECORD_KEYS = (
+    "init_from",  # the parent model's recipe, so a chain of cycles stays reproducible
+    "extended",  # --resume with more epochs or a longer average
+    "averaged",  # the checkpoints whose mean the weights are
+)
+
+
+def training_record(run: dict) -> dict:
+    """A run's recipe for a card or a child's lineage: its config plus the RECORD_KEYS it has."""
+    return {**run.get("config", {}), **{key: run[key] for key in RECORD_KEYS if run.get(key)}}
+
+
 def lineage(source: str | Path) -> dict:
     """What a new cycle starts from, for its card: the file, its hash and the parent's own recipe.
 
@@ -72,10 +85,7 @@ def lineage(source: str | Path) -> dict:
         card = json.loads(props.get(CARD_KEY, "{}"))
     elif (source.parent / "run.json").is_file():  # a run folder's .keras: its run.json is the card
         run = json.loads((source.parent / "run.json").read_text())
-        training = dict(run.get("config", {}))
-        for key in ("init_from", "extended", "averaged"):
-            if run.get(key):
-                training[key] = run[key]
+        training = training_record(run)
         history = source.parent / "history.csv"
         if history.is_file():  # a run stopped early (a time limit) has fewer rows than its planned epochs
             from .trainer import finished_epochs
