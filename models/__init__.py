@@ -8,8 +8,9 @@ MODELS_DIR = Path(__file__).resolve().parent
 # Stable names: a better model replaces the file, git history keeps every version, and the
 # card inside each file says which architecture and training produced it.
 DEFAULT_MODEL = "fer2013.onnx"
-# Files that are bundled but are not emotion classifiers.
-NOT_CLASSIFIERS = ("face_detection_short_range.tflite",)
+# Face detectors (BlazeFace ONNX/TFLite files, their cards and licence) live apart from the
+# emotion classifiers, so a classifier name can never pick a detector file.
+DETECTORS_DIR = MODELS_DIR / "detectors"
 
 
 def default_model() -> Path:
@@ -19,7 +20,7 @@ def default_model() -> Path:
 def available() -> list[Path]:
     """The bundled emotion classifiers."""
     return sorted(
-        p for p in MODELS_DIR.iterdir() if p.suffix in (".onnx", ".tflite") and p.name not in NOT_CLASSIFIERS
+        p for p in MODELS_DIR.iterdir() if p.suffix in (".onnx", ".tflite")
     )
 
 
@@ -33,6 +34,6 @@ def resolve(model: str | Path) -> Path:
     if path.exists() or len(path.parts) > 1:
         return path
     for candidate in (MODELS_DIR / path.name, MODELS_DIR / f"{path.name}.onnx", MODELS_DIR / f"{path.name}.tflite"):
-        if candidate.is_file() and candidate.name not in NOT_CLASSIFIERS:
+        if candidate.is_file():
             return candidate
     return path

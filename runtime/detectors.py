@@ -1,14 +1,17 @@
 """Face detectors: BGR frame in, face boxes (x, y, w, h in frame pixels) with scores out.
 
-Two back-ends behind one interface:
+Four back-ends behind one interface (and one :class:`DetectorSettings` for all of them):
 
+- ``blazeface`` (default) and ``blazeface-full``: MediaPipe's BlazeFace short- and
+  full-range models on ONNX Runtime, decoded in numpy (:mod:`.blazeface`); 6 keypoints
+  per face. No extra package; a ``.tflite`` model runs on LiteRT instead.
 - ``haar``: OpenCV's frontal-face cascade, shipped with every opencv-python wheel.
   Run naively on a 640x480 frame it costs 50-120 ms; here it runs on a grayscale copy
   downscaled so the long side is at most ``max_side`` pixels (faces smaller than
   ``min_size`` pixels at that scale are not searched for), which keeps it at a few ms.
 - ``mediapipe``: the MediaPipe Tasks ``FaceDetector`` with BlazeFace short-range
-  (``models/face_detection_short_range.tflite``, shipped with edgefer; mediapipe 1.x
-  wheels bundle no model). Needs the ``mediapipe`` extra.
+  (``models/detectors/face_detection_short_range.tflite``, shipped with edgefer; mediapipe
+  1.x wheels bundle no model). Needs the ``mediapipe`` extra.
 
 Why the mediapipe import is fenced (see :func:`_import_mediapipe_face_detector`):
 every mediapipe Tasks module imports ``mediapipe.tasks.python.core.optional_dependencies``,
@@ -33,29 +36,51 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import blazeface as bf
 from .preprocess import Box
+from .settings import DETECTORS, DetectorSettings
 
-DETECTORS = ("haar", "mediapipe")
-BLAZEFACE_MODEL = "face_detection_short_range.tflite"
+__all__ = ["DETECTORS", "Detection", "DetectorError", "DetectorSettings", "FaceDetector", "make_detector"]
+
+MEDIAPIPE_MODEL = "face_detection_short_range.tflite"
+# detector name -> the bundled model file it runs by default
+BLAZEFACE_MODELS = {"blazeface": "blazeface_short.onnx", "blazeface-full": "blazeface_full.onnx"}
+Keypoints = tuple[tuple[float, float], ...]
 
 
 class DetectorError(RuntimeError):
-    """A detector that cannot be created (missing extra, missing model file)."""
+    """A detector that cannot be created (missing extra, missing model file, bad settings)."""
 
 
 @dataclass(frozen=True)
 class Detection:
     box: Box  # x, y, w, h in pixels of the frame given to detect()
-    # mediapipe: BlazeFace confidence. haar: n / (n + min_neighbors) where n is the
+    # blazeface/mediapipe: BlazeFace confidence. haar: n / (n + min_neighbors) where n is the
     # number of raw detections merged into the box (0.5 = just accepted); a vote share,
     # not a calibrated probability.
     score: float
+    # (x, y) frame pixels in blazeface.KEYPOINTS order; empty for haar
+    keypoints: Keypoints = ()
 
 
 class FaceDetector:
+    """``detect`` = the back-end's ``_detect`` then the settings every detector shares."""
+
     name = "base"
+    settings = DetectorSettings()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        found = self._detect(image)
+        s = self.settings
+        if s.min_face:
+            found = [d for d in found if d.box[2] >= s.min_face]
+        if s.min_score is not None:
+            found = [d for d in found if d.score >= s.min_score]
+        if s.max_faces is not None and len(found) > s.max_faces:
+            found = sorted(found, key=lambda d: -d.score)[: s.max_faces]
+        return found
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook, most detectors hold nothing
@@ -92,6 +117,7 @@ class HaarDetector(FaceDetector):
         min_neighbors: int = 5,
         cascade: str = "haarcascade_frontalface_default.xml",
         full_scan_every: int = 1,
+        settings: DetectorSettings | None = None,
     ) -> None:
         if not hasattr(cv2, "CascadeClassifier"):
             raise DetectorError(
@@ -102,7 +128,8 @@ class HaarDetector(FaceDetector):
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise DetectorError(f"cannot load the Haar cascade {path}")
-        self.max_side = int(max_side)
+        self.settings = settings or DetectorSettings()
+        self.max_side = int(self.settings.det_size or max_side)
         self.min_size = int(min_size)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
@@ -119,7 +146,7 @@ class HaarDetector(FaceDetector):
     def reset(self) -> None:
         self._known, self._since_full = [], 0
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         if self._known and self._since_full + 1 < self.full_scan_every:
             found = [d for d in (self._find_near(gray, box) for box in self._known) if d is not None]
@@ -165,17 +192,18 @@ class HaarDetector(FaceDetector):
     def _full_scan(self, gray: np.ndarray) -> list[Detection]:
         h, w = gray.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
-        if scale < 1.0:
+        # a very thin image (10000x10) would shrink to zero rows
+        if scale < 1.0 and min(h, w) * scale >= self.min_size:
             small = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         else:
-            small = gray
+            small, scale = gray, 1.0
         # Equalisation makes the cascade far less sensitive to exposure, for ~0.1 ms.
         small = cv2.equalizeHist(small)
         boxes, votes = self.cascade.detectMultiScale2(
             small,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
+            minSize=(max(self.min_size, round((self.settings.min_face or 0) * scale)),) * 2,
         )
         out = []
         boxes, votes = np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)
@@ -221,10 +249,11 @@ def _import_mediapipe_face_detector():  # noqa: ANN202 - returns the mediapipe m
     return face_detector
 
 
-def default_blazeface_model() -> Path:
-    from edgefer.models import MODELS_DIR
+def bundled_detector_model(name: str) -> Path:
+    """A model file in the package's ``models/detectors/``."""
+    from edgefer.models import DETECTORS_DIR
 
-    return MODELS_DIR / BLAZEFACE_MODEL
+    return DETECTORS_DIR / name
 
 
 class MediaPipeDetector(FaceDetector):
@@ -237,13 +266,17 @@ class MediaPipeDetector(FaceDetector):
         model_path: str | Path | None = None,
         min_confidence: float = 0.5,
         min_suppression: float = 0.3,
+        settings: DetectorSettings | None = None,
     ) -> None:
+        self.settings = settings or DetectorSettings()
+        if self.settings.min_score is not None:
+            min_confidence = self.settings.min_score
         fd = _import_mediapipe_face_detector()
         with _tensorflow_hidden():
             from mediapipe.tasks.python.core.base_options import BaseOptions
             from mediapipe.tasks.python.vision.core import image as mp_image
 
-        path = Path(model_path) if model_path else default_blazeface_model()
+        path = Path(model_path) if model_path else bundled_detector_model(MEDIAPIPE_MODEL)
         if not path.is_file():
             raise DetectorError(f"BlazeFace model not found: {path}")
         self._image = mp_image
@@ -261,7 +294,7 @@ class MediaPipeDetector(FaceDetector):
         # shut down); this finalizer closes it first, or at worst disarms it.
         self._finalizer = weakref.finalize(self, _close_quietly, self._detector)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         mp_img = self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
@@ -272,7 +305,8 @@ class MediaPipeDetector(FaceDetector):
             box = _clip_box(bb.origin_x, bb.origin_y, bb.width, bb.height, w, h)
             if box is not None:
                 score = float(det.categories[0].score) if det.categories else 1.0
-                out.append(Detection(box, score))
+                kps = tuple((float(k.x) * w, float(k.y) * h) for k in (det.keypoints or ()))
+                out.append(Detection(box, score, kps))
         return out
 
     def close(self) -> None:
@@ -288,10 +322,89 @@ def _close_quietly(detector) -> None:  # noqa: ANN001 - a mediapipe FaceDetector
         detector._handle = None  # stops mediapipe's __del__ from retrying; the OS frees the rest
 
 
-def make_detector(name: str, **kwargs: object) -> FaceDetector:
-    """Create a detector by name: ``haar`` or ``mediapipe``."""
+class BlazeFaceDetector(FaceDetector):
+    """MediaPipe's BlazeFace (short or full range) on ONNX Runtime or LiteRT, see :mod:`.blazeface`."""
+
+    # blazeface-full on frames whose long side exceeds this gets tiles of TILE px by default.
+    # Measured on the crowd clip (1920x1080, faces 28-130 px): one 192-px pass finds almost
+    # none; 640-px tiles (8 windows + the whole frame) find most, see BENCHMARKS.md.
+    AUTO_TILE_ABOVE = 1280
+    TILE = 640
+
+    def __init__(
+        self,
+        name: str = "blazeface",
+        model_path: str | Path | None = None,
+        threads: int = 1,
+        settings: DetectorSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings or DetectorSettings()
+        path = Path(model_path) if model_path else bundled_detector_model(BLAZEFACE_MODELS[name])
+        if not path.is_file():
+            raise DetectorError(f"BlazeFace model not found: {path}")
+        try:
+            self._run, self.spec = bf.open_backend(path, threads)
+        except ImportError as exc:
+            raise DetectorError(f"{path}: .tflite detectors need LiteRT: pip install 'edgefer[litert]'") from exc
+        except Exception as exc:  # ONNX Runtime's private exception types, malformed metadata
+            raise DetectorError(f"{path}: cannot load it as a BlazeFace detector: {exc}") from exc
+        self.path = path
+        self.anchors = bf.ssd_anchors(self.spec)
+        self.min_score = self.spec.score_threshold if self.settings.min_score is None else self.settings.min_score
+        self._inputs = np.empty((1, self.spec.input_size, self.spec.input_size, 3), np.float32)
+
+    def windows(self, frame_w: int, frame_h: int) -> list[tuple[int, int, int, int]]:
+        """The regions one frame is searched in: the whole frame, plus tiles when asked or automatic."""
+        whole = [(0, 0, frame_w, frame_h)]
+        tile = self.settings.det_size
+        if tile is None and self.name == "blazeface-full" and max(frame_w, frame_h) > self.AUTO_TILE_ABOVE:
+            tile = self.TILE
+        if not tile or max(frame_w, frame_h) <= tile:
+            return whole
+        return whole + bf.tile_grid(frame_w, frame_h, tile)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        fh, fw = image.shape[:2]
+        regions = self.windows(fw, fh)
+        if len(self._inputs) != len(regions):
+            self._inputs = np.empty((len(regions), self.spec.input_size, self.spec.input_size, 3), np.float32)
+        windows = [bf.letterbox(image, r, self.spec.input_size, self._inputs[i]) for i, r in enumerate(regions)]
+        raw_boxes, raw_scores = self._run(self._inputs)
+        parts = []
+        for i, win in enumerate(windows):
+            det = bf.decode(raw_boxes[i], raw_scores[i], self.anchors, self.spec, self.min_score)
+            if len(det) == 0:
+                continue
+            size = self.spec.input_size
+            boxes = win.to_frame(det.boxes.reshape(-1, 2, 2), size).reshape(-1, 4)
+            det = bf.Decoded(boxes, win.to_frame(det.keypoints, size), det.scores)
+            if i > 0:  # a tile: a face cut by its inner edge is found whole in a neighbour
+                det = det.take(~bf.touches_inner_edge(det.boxes, win, fw, fh))
+            parts.append(det)
+        if not parts:
+            return []
+        merged = bf.weighted_nms(bf.Decoded.concat(parts), self.spec.nms_iou)
+        out = []
+        for (x0, y0, x1, y1), kps, score in zip(merged.boxes, merged.keypoints, merged.scores, strict=True):
+            box = _clip_box(x0, y0, x1 - x0, y1 - y0, fw, fh)
+            if box is not None:
+                out.append(Detection(box, float(score), tuple((float(x), float(y)) for x, y in kps)))
+        return out
+
+
+def make_detector(
+    name: str,
+    settings: DetectorSettings | None = None,
+    model_path: str | Path | None = None,
+    threads: int = 1,
+    **options: object,
+) -> FaceDetector:
+    """Create a detector by name (see ``DETECTORS``); ``options`` go to the back-end's constructor."""
+    if name in BLAZEFACE_MODELS:
+        return BlazeFaceDetector(name, model_path=model_path, threads=threads, settings=settings)
     if name == "haar":
-        return HaarDetector(**kwargs)  # type: ignore[arg-type]
+        return HaarDetector(settings=settings, **options)  # type: ignore[arg-type]
     if name == "mediapipe":
-        return MediaPipeDetector(**kwargs)  # type: ignore[arg-type]
+        return MediaPipeDetector(model_path=model_path, settings=settings, **options)  # type: ignore[arg-type]
     raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")

@@ -4,7 +4,7 @@ Usable without the CLI::
 
     from edgefer.runtime.pipeline import Recognizer
 
-    with Recognizer(detector="haar") as rec:          # default model, smoothing on
+    with Recognizer() as rec:                         # default model and detector, smoothing on
         result = rec(frame_bgr)                         # FrameResult
         for face in result.faces:
             print(face.box, face.label, face.probabilities, face.track_id)
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .blazeface import KEYPOINTS
 from .classifiers import Classifier, load_classifier
-from .detectors import FaceDetector, make_detector
+from .detectors import Detection, FaceDetector, Keypoints, make_detector
 from .preprocess import Box, crop_faces
+from .settings import DEFAULT_DETECTOR, DetectorSettings
 from .tracking import DEFAULT_SMOOTH, IoUTracker
 
 STAGES = ("detect", "preprocess", "classify", "track")
@@ -39,19 +41,23 @@ class Face:
     track_id: int | None
     score: float  # detector confidence
     raw_probabilities: dict[str, float] = field(default_factory=dict, compare=False)
+    keypoints: Keypoints = ()  # frame pixels, in blazeface.KEYPOINTS order (empty for haar)
 
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "box": [int(v) for v in self.box],
             "score": round(float(self.score), 4),
             "label": self.label,
             "probabilities": {k: round(float(v), 5) for k, v in self.probabilities.items()},
             "track_id": self.track_id,
         }
+        if self.keypoints:
+            d["keypoints"] = {name: [round(x, 1), round(y, 1)] for name, (x, y) in zip(KEYPOINTS, self.keypoints)}
+        return d
 
 
 @dataclass(frozen=True)
@@ -79,26 +85,32 @@ class Recognizer:
     """Face detection + emotion classification + tracking, one call per frame.
 
     ``model``: path to an edgefer ``.onnx``/``.tflite`` model, a loaded Classifier, or
-    None for the bundled default. ``detector``: ``"haar"``, ``"mediapipe"`` or a
-    FaceDetector. ``smooth``: EMA weight of the past (0 = off). ``track=False`` gives
-    stateless per-image results (no track ids, no smoothing).
+    None for the bundled default. ``detector``: a name from ``settings.DETECTORS``
+    (``"blazeface"``, the default; ``"blazeface-full"``, ``"haar"``, ``"mediapipe"``) or a
+    FaceDetector; ``detection`` tunes a named detector (window size, minimum face size and
+    score, maximum faces). ``smooth``: EMA weight of the past (0 = off). ``track=False``
+    gives stateless per-image results (no track ids, no smoothing). ``align``: level the
+    eyes of each face crop with the detector's keypoints (None = as the model's metadata asks).
     """
 
     def __init__(
         self,
         model: str | Path | Classifier | None = None,
-        detector: str | FaceDetector = "haar",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         threads: int = 1,
         smooth: float = DEFAULT_SMOOTH,
         track: bool = True,
         flip_tta: bool = False,
+        detection: DetectorSettings | None = None,
+        align: bool | None = None,
     ) -> None:
         self.classifier = _resolve_model(model, threads, flip_tta)
         if isinstance(detector, str):
             # A tracked sequence lets Haar search known faces locally between full scans.
             options = {"full_scan_every": HAAR_FULL_SCAN_EVERY} if detector == "haar" and track else {}
-            detector = make_detector(detector, **options)
+            detector = make_detector(detector, detection, **options)
         self.detector = detector
+        self.align = self.classifier.info.preprocess.align if align is None else bool(align)
         self.tracker = IoUTracker(smooth=smooth) if track else None
 
     @property
@@ -120,18 +132,18 @@ class Recognizer:
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
         t1 = time.perf_counter()
-        return self._classify(image, [d.box for d in detections], [d.score for d in detections], t0, t1)
+        return self._classify(image, detections, t0, t1)
 
     def classify_boxes(self, image: np.ndarray, boxes: Sequence[Box]) -> FrameResult:
         """Skip detection: classify faces at known boxes (e.g. from another detector)."""
         t = time.perf_counter()
-        return self._classify(image, list(boxes), [1.0] * len(boxes), t, t)
+        return self._classify(image, [Detection(box, 1.0) for box in boxes], t, t)
 
-    def _classify(
-        self, image: np.ndarray, boxes: list[Box], scores: list[float], t0: float, t1: float
-    ) -> FrameResult:
+    def _classify(self, image: np.ndarray, detections: list[Detection], t0: float, t1: float) -> FrameResult:
         spec = self.classifier.info.preprocess
-        crops = crop_faces(image, boxes, spec)
+        boxes = [d.box for d in detections]
+        keypoints = [d.keypoints for d in detections] if self.align else None
+        crops = crop_faces(image, boxes, spec, keypoints)
         t2 = time.perf_counter()
         raw = self.classifier.predict(crops)  # one batch for every face of the frame
         t3 = time.perf_counter()
@@ -151,8 +163,9 @@ class Recognizer:
                     label=labels[int(np.argmax(p))],
                     probabilities={name: float(v) for name, v in zip(labels, p, strict=True)},
                     track_id=track_ids[i],
-                    score=float(scores[i]),
+                    score=float(detections[i].score),
                     raw_probabilities={name: float(v) for name, v in zip(labels, raw[i], strict=True)},
+                    keypoints=detections[i].keypoints,
                 )
             )
         timings = {

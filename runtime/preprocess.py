@@ -1,6 +1,7 @@
 """The preprocessing contract shared by training and serving.
 
-A face goes through: crop (detector box grown by ``margin``, clipped to the frame)
+A face goes through: crop (detector box grown by ``margin``, clipped to the frame; with
+``align``, turned about its centre so the detector's two eye keypoints are level)
 -> grayscale -> resize with INTER_AREA to ``size`` -> ``pixel * scale + offset``.
 Training imports these same functions, so the two can never drift apart.
 """
@@ -8,6 +9,7 @@ Training imports these same functions, so the two can never drift apart.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -29,6 +31,9 @@ class PreprocessSpec:
     # Fraction of the detector box added on each side before cropping. FER2013 crops
     # show a little forehead and chin beyond what Haar/BlazeFace boxes cover.
     margin: float = 0.1
+    # Level the eyes before cropping when the detector gives keypoints (BlazeFace does;
+    # Haar does not, and its crops stay as they are).
+    align: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +49,8 @@ class PreprocessSpec:
         d["size"] = list(self.size)
         if not d["extra"]:
             d.pop("extra")
+        if not d["align"]:  # files written before alignment existed stay byte-identical
+            d.pop("align")
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -54,7 +61,7 @@ class PreprocessSpec:
         missing = {"size", "scale", "offset"} - d.keys()
         if missing:
             raise ValueError(f"preprocess metadata lacks {sorted(missing)}")
-        known = {"size", "channels", "layout", "scale", "offset", "margin"}
+        known = {"size", "channels", "layout", "scale", "offset", "margin", "align"}
         return cls(
             size=(int(d["size"][0]), int(d["size"][1])),
             channels=int(d.get("channels", 1)),
@@ -62,6 +69,7 @@ class PreprocessSpec:
             scale=float(d["scale"]),
             offset=float(d["offset"]),
             margin=float(d.get("margin", 0.1)),
+            align=bool(d.get("align", False)),
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -98,15 +106,46 @@ def expand_box(box: Box, margin: float, frame_shape: Sequence[int]) -> Box:
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
-def crop_faces(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec) -> np.ndarray:
-    """Crop, grayscale and resize every box: uint8 array (N, h, w)."""
+def eye_angle(keypoints: Sequence[tuple[float, float]]) -> float:
+    """Degrees the eye line is turned clockwise in the image (keypoints: right eye, left eye, ...).
+
+    The person's right eye is on the image's left, so a level face gives 0.
+    """
+    (rx, ry), (lx, ly) = keypoints[0], keypoints[1]
+    return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
+# Below this tilt a rotation changes the 48x48 crop by less than interpolation noise.
+MIN_ALIGN_DEGREES = 2.0
+
+
+def crop_face(gray: np.ndarray, box: Box, spec: PreprocessSpec,
+              keypoints: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+    """One gray face crop (the expanded box), eye-levelled when keypoints are given."""
+    x, y, w, h = expand_box(box, spec.margin, gray.shape)
+    if w == 0 or h == 0:
+        raise ValueError(f"box {box} lies outside the {gray.shape[1]}x{gray.shape[0]} frame")
+    angle = eye_angle(keypoints) if keypoints and len(keypoints) >= 2 else 0.0
+    if abs(angle) < MIN_ALIGN_DEGREES:
+        return resize_face(gray[y : y + h, x : x + w], spec.size)
+    # rotate about the box centre (counter-clockwise by the tilt) and cut the box out in one warp
+    m = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, 1.0)
+    m[:, 2] -= (x, y)
+    upright = cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return resize_face(upright, spec.size)
+
+
+def crop_faces(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec,
+               keypoints: Sequence[Sequence[tuple[float, float]]] | None = None) -> np.ndarray:
+    """Crop, grayscale and resize every box: uint8 array (N, h, w).
+
+    ``keypoints`` (one sequence per box, right eye first) turn each crop upright; None or an
+    empty sequence for a box leaves it as it is.
+    """
     gray = to_gray(image)
     out = np.empty((len(boxes), *spec.size), dtype=np.uint8)
     for i, box in enumerate(boxes):
-        x, y, w, h = expand_box(box, spec.margin, gray.shape)
-        if w == 0 or h == 0:
-            raise ValueError(f"box {box} lies outside the {gray.shape[1]}x{gray.shape[0]} frame")
-        out[i] = resize_face(gray[y : y + h, x : x + w], spec.size)
+        out[i] = crop_face(gray, box, spec, keypoints[i] if keypoints else None)
     return out
 
 
@@ -123,6 +162,7 @@ def normalize(faces: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return x
 
 
-def prepare(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec) -> np.ndarray:
-    """The full serving contract: frame + boxes -> model input batch."""
-    return normalize(crop_faces(image, boxes, spec), spec)
+def prepare(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec,
+            keypoints: Sequence[Sequence[tuple[float, float]]] | None = None) -> np.ndarray:
+    """The full serving contract: frame + boxes (+ keypoints when the spec aligns) -> model input batch."""
+    return normalize(crop_faces(image, boxes, spec, keypoints if spec.align else None), spec)

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from .settings import add_detector_arguments, detector_settings
+
 EPILOG = """\
 sources:
   0, 1, ...            camera index (default 0; with no camera and no --source,
@@ -22,7 +24,9 @@ sources:
 outputs:
   a window (default; q or Esc quits), or --headless: JSON Lines on stdout, one
   line per frame: {"frame", "timestamp", "source", "faces": [{"box": [x, y, w, h],
-  "score", "label", "probabilities": {label: p}, "track_id"}], "timings_ms"}.
+  "score", "label", "probabilities": {label: p}, "track_id", "keypoints":
+  {"right_eye": [x, y], "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
+  "left_ear_tragion"} (BlazeFace and mediapipe only)}], "timings_ms"}.
   --jsonl FILE writes them to a file instead; --save writes annotated output.
 
 examples:
@@ -30,6 +34,8 @@ examples:
   edgefer run --source 0 --width 640 --height 480 --fps 30 --fourcc MJPG
   edgefer run --source clip.mp4 --headless --jsonl out.jsonl --save out.mp4
   edgefer run --source photos/ --headless --save annotated/
+  edgefer run --detector blazeface-full --source crowd.mp4   small, distant faces (tiles on large frames)
+  edgefer run --detector haar --det-size 640 --min-face 40
   edgefer run --detector mediapipe --model models/fer2013-full-int8.tflite
   edgefer run --model ferplus                   the FER+ model (8 emotions incl. contempt)
   edgefer run --smooth 0 --max-frames 100 --headless > raw.jsonl
@@ -55,11 +61,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="edgefer .onnx or .tflite file, or a bundled model's name: fer2013 (default), fer2013-int8, "
         "ferplus (FER+ labels, 8 emotions incl. contempt), ...; `edgefer models` lists them"
     )
-    p.add_argument(
-        "--detector", "-d", choices=("haar", "mediapipe"), default="haar",
-        help="face detector: haar (OpenCV, always available) or mediapipe (BlazeFace; "
-        "pip install 'edgefer[mediapipe]')  (default: haar)",
-    )
     p.add_argument("--threads", type=int, default=1, help="classifier threads (default: 1)")
     p.add_argument("--flip-tta", action="store_true",
                    help="also classify each face's mirror image and average (about 2x classification time)")
@@ -75,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write annotated output: a video (.mp4, .avi, .mkv) or, for any other name, a folder of images",
     )
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    add_detector_arguments(p)
+    p.add_argument(
+        "--align", choices=("model", "on", "off"), default="model",
+        help="turn each face crop so its eyes are level (needs detector keypoints: blazeface, "
+        "blazeface-full, mediapipe): as the model's metadata asks, on or off  (default: model)",
+    )
     cam = p.add_argument_group("camera options")
     cam.add_argument("--width", type=int, default=None, help="requested capture width, e.g. 640")
     cam.add_argument("--height", type=int, default=None, help="requested capture height, e.g. 480")
@@ -130,8 +137,13 @@ def _make_recognizer(args: argparse.Namespace):  # noqa: ANN202 - returns pipeli
     if not 0.0 <= smooth < 1.0:
         raise CommandError(f"--smooth must be in [0, 1), got {smooth}")
     try:
+        detection = detector_settings(vars(args))
+    except ValueError as exc:
+        raise CommandError(f"--{str(exc).replace('_', '-', 1)}") from exc
+    align = {"model": None, "on": True, "off": False}[args.align]
+    try:
         return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth,
-                          flip_tta=args.flip_tta)
+                          flip_tta=args.flip_tta, detection=detection, align=align)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc
 

@@ -44,3 +44,22 @@ def katie_clip(shared_data: Path) -> Path:
     if not clip.is_file():
         pytest.skip(f"{clip} not found")
     return clip
+
+
+@pytest.fixture(scope="session")
+def sample_frames() -> list:
+    """Eight frames of the bundled sample clip (always present: it ships in models/)."""
+    import cv2
+
+    from edgefer.models import MODELS_DIR
+
+    cap = cv2.VideoCapture(str(MODELS_DIR / "sample_face.mp4"))
+    frames = []
+    while len(frames) < 8:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) == 8
+    return frames

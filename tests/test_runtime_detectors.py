@@ -14,8 +14,20 @@ from edgefer.runtime.detectors import DetectorError, HaarDetector, make_detector
 from edgefer.runtime.sources import read_image
 
 # Minimum faces per group photo. BlazeFace short-range is made for faces within ~2 m of a
-# webcam: on facerec_obama_and_biden.jpg (2000 px wide, faces ~10% of it) it finds none.
+# webcam: on facerec_obama_and_biden.jpg (2000 px wide, faces ~10% of it) mediapipe finds
+# none and blazeface one; full range finds both.
 GROUP_PHOTOS = {
+    "blazeface": {
+        "deepface_couple.jpg": 2,
+        "deepface_selfie-many-people.jpg": 4,
+        "facerec_two_people.jpg": 2,
+    },
+    "blazeface-full": {
+        "deepface_couple.jpg": 2,
+        "deepface_selfie-many-people.jpg": 4,
+        "facerec_obama_and_biden.jpg": 2,
+        "facerec_two_people.jpg": 2,
+    },
     "haar": {
         "deepface_couple.jpg": 2,
         "deepface_selfie-many-people.jpg": 3,
@@ -34,6 +46,8 @@ HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 NO_MEDIAPIPE = "mediapipe not installed (pip install 'edgefer[mediapipe]')"
 DETECTORS = [
+    "blazeface",
+    "blazeface-full",
     "haar",
     pytest.param(
         "mediapipe",
@@ -65,6 +79,8 @@ def test_detector_finds_a_face_in_every_single_person_photo(detector, faces_dir:
         for d in detections:
             x, y, bw, bh = d.box
             assert 0 <= x < x + bw <= w and 0 <= y < y + bh <= h and 0.0 < d.score <= 1.0
+            if detector.name.startswith("blazeface"):
+                _assert_keypoints_in_order(d)
         if not detections:
             missed.append(name)
     assert not missed, f"{detector.name} found no face in {missed}"
@@ -77,6 +93,17 @@ def test_detector_finds_several_faces_in_group_photos(detector, faces_dir: Path)
     assert not short, f"{detector.name}: too few faces {short} (expected {GROUP_PHOTOS[detector.name]})"
 
 
+def _assert_keypoints_in_order(d) -> None:  # noqa: ANN001 - a Detection
+    """Upright faces: the person's right eye (image left) before the left eye, eyes above the
+    nose tip above the mouth, the nose between the ears, and all of them near the box."""
+    (rex, rey), (lex, ley), (nx, ny), (mx, my), (rtx, _), (ltx, _) = d.keypoints
+    x, y, w, h = d.box
+    assert rex < nx < lex and rtx < nx < ltx, d
+    assert max(rey, ley) < ny < my, d
+    for kx, ky in d.keypoints:
+        assert x - 0.25 * w <= kx <= x + 1.25 * w and y - 0.25 * h <= ky <= y + 1.25 * h, d
+
+
 def test_detectors_find_nothing_in_a_blank_frame(detector) -> None:  # noqa: ANN001
     assert detector.detect(np.full((480, 640, 3), 127, dtype=np.uint8)) == []
 
@@ -87,6 +114,49 @@ def test_haar_accepts_gray_input_and_maps_boxes_back_to_full_resolution(faces_di
     det = HaarDetector(max_side=320)
     boxes = [d.box for d in det.detect(gray)]
     assert boxes and all(b[2] > 100 for b in boxes)  # a 720p portrait face, not a 320 px one
+
+
+@pytest.mark.parametrize("shape", [(10, 10000, 3), (10000, 10, 3), (8, 8, 3), (1, 1, 3)])
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-full", "haar"])
+def test_detectors_accept_any_aspect_ratio(name: str, shape: tuple[int, int, int]) -> None:
+    with make_detector(name) as d:
+        assert d.detect(np.full(shape, 90, np.uint8)) == []
+
+
+def test_settings_filter_every_detector(faces_dir: Path) -> None:
+    from edgefer.runtime.settings import DetectorSettings
+
+    image = read_image(faces_dir / "deepface_selfie-many-people.jpg")
+    for name in ("blazeface", "haar"):
+        every = make_detector(name).detect(image)
+        assert len(every) >= 3
+        widths = sorted(d.box[2] for d in every)
+        big = make_detector(name, DetectorSettings(min_face=widths[1] + 1)).detect(image)
+        assert big and all(d.box[2] > widths[1] for d in big)
+        if name == "blazeface":  # a pure filter (haar also skips the small scales, so its boxes move)
+            assert len(big) == len(every) - 2
+        two = make_detector(name, DetectorSettings(max_faces=2)).detect(image)
+        best = sorted((d.score for d in every), reverse=True)[:2]
+        assert sorted((d.score for d in two), reverse=True) == best
+        assert make_detector(name, DetectorSettings(min_score=1.0)).detect(image) == []
+
+
+def test_bad_settings_are_refused() -> None:
+    from edgefer.runtime.settings import DetectorSettings
+
+    for bad in ({"det_size": 5}, {"min_face": -1}, {"min_score": 1.5}, {"max_faces": 0}):
+        with pytest.raises(ValueError):
+            DetectorSettings(**bad)
+
+
+def test_haar_det_size_sets_the_scan_resolution(faces_dir: Path) -> None:
+    from edgefer.runtime.settings import DetectorSettings
+
+    image = read_image(faces_dir / "deepface_selfie-many-people.jpg")
+    assert HaarDetector().max_side == 320
+    assert HaarDetector(settings=DetectorSettings(det_size=640)).max_side == 640
+    # a finer scan finds at least the faces the default one does
+    assert len(HaarDetector(settings=DetectorSettings(det_size=640)).detect(image)) >= len(HaarDetector().detect(image))
 
 
 def test_unknown_detector_name() -> None:

@@ -93,8 +93,8 @@ def test_bundled_models_resolve_by_name_and_files_win(tmp_path: Path, monkeypatc
 
     assert resolve("fer2013") == MODELS_DIR / "fer2013.onnx"
     assert resolve("fer2013-full-int8") == MODELS_DIR / "fer2013-full-int8.tflite"
-    assert resolve("face_detection_short_range") == Path("face_detection_short_range")  # not a classifier
-    assert MODELS_DIR / "face_detection_short_range.tflite" not in available()
+    assert resolve("blazeface_short") == Path("blazeface_short")  # a detector, not a classifier
+    assert not any(p.parent.name == "detectors" for p in available())
     monkeypatch.chdir(tmp_path)
     Path("fer2013").write_bytes(b"x")  # a file in the working directory is taken as given
     assert resolve("fer2013") == Path("fer2013")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgefer.runtime.blazeface import KEYPOINTS
 from edgefer.runtime.classifiers import load_classifier
 from edgefer.runtime.cli import main
 from edgefer.runtime.detectors import Detection, FaceDetector
@@ -27,7 +28,7 @@ class FixedBoxes(FaceDetector):
     def __init__(self, boxes: list[tuple[int, int, int, int]]) -> None:
         self.boxes = boxes
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def _detect(self, image: np.ndarray) -> list[Detection]:
         return [Detection(b, 0.9) for b in self.boxes]
 
 
@@ -40,7 +41,11 @@ def validate_record(record: dict, labels: tuple[str, ...], frame_size: tuple[int
     assert ts is None or (isinstance(ts, float | int) and ts >= 0)
     assert set(STAGES) | {"total"} == set(record["timings_ms"])
     for face in record["faces"]:
-        assert set(face) == {"box", "score", "label", "probabilities", "track_id"}
+        assert set(face) - {"keypoints"} == {"box", "score", "label", "probabilities", "track_id"}
+        if "keypoints" in face:
+            assert list(face["keypoints"]) == list(KEYPOINTS)
+            assert all(-0.5 * w <= kx <= 1.5 * w and -0.5 * h <= ky <= 1.5 * h
+                       for kx, ky in face["keypoints"].values())
         x, y, bw, bh = face["box"]
         assert all(isinstance(v, int) for v in face["box"])
         assert x >= 0 and y >= 0 and bw > 0 and bh > 0 and x + bw <= w and y + bh <= h
@@ -54,6 +59,8 @@ def validate_record(record: dict, labels: tuple[str, ...], frame_size: tuple[int
 @pytest.mark.parametrize(
     "detector",
     [
+        "blazeface",
+        "blazeface-full",
         "haar",
         pytest.param(
             "mediapipe", marks=pytest.mark.skipif(not HAS_MEDIAPIPE, reason="mediapipe not installed")
@@ -82,6 +89,19 @@ def test_run_headless_on_real_video_reports_faces_on_most_frames(
     assert ids.count(main_id) >= 0.85 * len(records)
     assert [r["frame"] for r in records] == list(range(200))
     assert records[-1]["timestamp"] == pytest.approx(199 / 25, abs=0.05)
+
+
+@pytest.mark.parametrize("clip", ["sadtalker_WDA_KatieHill_000.mp4", "sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"])
+def test_default_detector_finds_the_face_on_95_percent_of_talking_head_frames(
+    shared_data: Path, pipeline_model: Path, tmp_path: Path, clip: str
+) -> None:
+    out = tmp_path / "faces.jsonl"
+    assert main(["run", "--source", str(shared_data / "videos" / clip), "--headless",
+                 "--model", str(pipeline_model), "--jsonl", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    with_face = sum(1 for r in records if r["faces"])
+    assert len(records) == 200 and with_face >= 0.95 * len(records), f"faces on {with_face}/{len(records)}"
+    assert all("keypoints" in f for r in records for f in r["faces"])  # the default is BlazeFace
 
 
 def test_all_faces_of_a_frame_are_classified_in_one_batch(tiny_onnx: Path) -> None:

