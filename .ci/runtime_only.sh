@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds a fresh venv with only the runtime and its optional extras (mediapipe, litert) and
 # proves that TensorFlow is neither installed nor imported while the runtime processes a real
-# clip, with each detector and each shipped model artifact.
+# clip, with each detector and each shipped model artifact. Then a plain `pip install .` (no
+# extras at all) runs `edgefer run --headless` with its default detector on both talking-head
+# clips and must find a face on at least 95% of their frames.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${RUNTIME_VENV:-/tmp/edgefer-runtime-venv}
@@ -21,7 +23,7 @@ if [ ! -f "$CLIP" ]; then
   exit 0
 fi
 ROOT=$PWD
-MODELS=$(ls models/*.onnx models/*.tflite 2>/dev/null | grep -v face_detection || true)
+MODELS=$(ls models/*.onnx models/*.tflite 2>/dev/null || true)
 cd /tmp  # outside the checkout: the installed package is what runs
 "$VENV/bin/python" - "$ROOT" "$CLIP" $MODELS <<'PY'
 import json, os, sys, tempfile
@@ -29,8 +31,9 @@ from collections import Counter
 from edgefer.runtime.cli import main
 
 root, clip, models = sys.argv[1], sys.argv[2], sys.argv[3:]
-runs = [("haar", None, None), ("mediapipe", None, None)]  # both detectors, default model, whole clip
-runs += [("haar", os.path.join(root, m), 100) for m in models]  # each shipped artifact
+# every detector, default model, whole clip
+runs = [(d, None, None) for d in ("blazeface", "blazeface-full", "haar", "mediapipe")]
+runs += [("blazeface", os.path.join(root, m), 100) for m in models]  # each shipped artifact
 for det, model, frames in runs:
     out = tempfile.mktemp(suffix=".jsonl")
     args = ["run", "--source", clip, "--headless", "--jsonl", out, "--detector", det]
@@ -51,4 +54,27 @@ for det, model, frames in runs:
           f"mean pipeline {ms:.1f} ms/frame")
 assert "tensorflow" not in sys.modules, "tensorflow was imported by the runtime"
 print("ok: tensorflow never imported")
+PY
+
+cd "$ROOT"
+PLAIN=${PLAIN_VENV:-/tmp/edgefer-plain-venv}
+rm -rf "$PLAIN"
+python3 -m venv "$PLAIN"
+"$PLAIN/bin/python" -m pip install -q --upgrade pip
+"$PLAIN/bin/python" -m pip install -q .
+cd /tmp
+"$PLAIN/bin/python" - "$ROOT/../shared/data/videos" <<'PY'
+import importlib.util, json, os, sys, tempfile
+from edgefer.runtime.cli import main
+
+for extra in ("mediapipe", "ai_edge_litert", "tensorflow"):
+    assert importlib.util.find_spec(extra) is None, f"{extra} is installed in the plain venv"
+for clip in ("sadtalker_WDA_KatieHill_000.mp4", "sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"):
+    out = tempfile.mktemp(suffix=".jsonl")
+    assert main(["run", "--source", os.path.join(sys.argv[1], clip), "--headless", "--jsonl", out]) == 0
+    lines = [json.loads(l) for l in open(out)]
+    with_face = sum(1 for l in lines if l["faces"])
+    assert with_face >= 0.95 * len(lines), f"{clip}: faces on only {with_face}/{len(lines)} frames"
+    assert all("keypoints" in f for l in lines for f in l["faces"]), "the default detector is not BlazeFace"
+    print(f"ok [plain install, default detector, {clip}]: faces on {with_face}/{len(lines)} frames")
 PY

@@ -11,7 +11,8 @@ import pytest
 from artifacts import artifact_or_skip
 from harness import BenchConfig, artifact_info, measure
 
-DETECTORS = ("haar", "mediapipe")
+from edgefer.runtime.settings import DETECTORS
+
 # The default model, and the two INT8 artifacts: the fastest frame is the one the targets judge.
 MODELS = ("onnxruntime-float", "onnxruntime-int8", "litert-int8")
 

@@ -19,7 +19,7 @@ CLIP = SHARED_DATA / "videos" / "sadtalker_WDA_KatieHill_000.mp4"
 # Two seconds in: the head is frontal and mid-sentence, both detectors find exactly one face.
 CLIP_FRAME_INDEX = 50
 GROUP_PHOTO = SHARED_DATA / "faces" / "deepface_selfie-many-people.jpg"
-RESOLUTIONS: dict[str, tuple[int, int]] = {"640x480": (640, 480), "1280x720": (1280, 720)}
+RESOLUTIONS: dict[str, tuple[int, int]] = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
 MULTI_FACES = 4
 
 

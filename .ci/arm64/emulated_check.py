@@ -120,6 +120,11 @@ def selftest(models: list[str], clip: str | None) -> None:
         if not faces:
             fail("Haar found no face on the clip's first frame")
         print(f"selftest: decoded {clip} {img.shape[1]}x{img.shape[0]}; Haar boxes {[d.box for d in faces]}")
+        for name in ("blazeface", "blazeface-full"):  # ONNX Runtime on NEON, decoding in numpy
+            found = detectors.make_detector(name).detect(img)
+            if len(found) != 1 or len(found[0].keypoints) != 6:
+                fail(f"{name} found {len(found)} faces (or no keypoints) on the clip's first frame")
+            print(f"selftest: {name} box {found[0].box} score {found[0].score:.3f}")
 
     # Every model loads with its backend and yields probabilities on random faces.
     rng = np.random.default_rng(0)

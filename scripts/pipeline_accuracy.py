@@ -1,0 +1,105 @@
+"""Accuracy through the runtime's own detector and crop, with and without eye-levelling.
+
+    .venv/bin/python scripts/pipeline_accuracy.py                      # CK+48 (all) and FER2013 PublicTest
+    .venv/bin/python scripts/pipeline_accuracy.py --model models/ferplus.onnx --datasets ckplus
+
+Each dataset face (a 48x48 crop) is enlarged 3x and placed on a grey 256x256 canvas, so
+the detector sees a face with some context, as it would in a frame. The detector's largest
+face is then cropped by the model's preprocessing contract, once as it is and once turned so
+its eyes are level (``PreprocessSpec.align``), and classified. ``direct`` classifies the
+dataset crop itself (what ``edgefer eval`` scores). Labels the model lacks (CK+'s contempt for
+a FER2013 model) are left out. CK+ is a cross-dataset score here, never a selection set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgefer.runtime.classifiers import load_classifier
+from edgefer.runtime.detectors import make_detector
+from edgefer.runtime.preprocess import crop_faces
+from edgefer.train.data import load_ckplus, load_fer2013
+from edgefer.train.evaluate import map_predictions
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WATCH = ("angry", "disgust", "fear")
+
+
+def frame_of(face: np.ndarray, canvas: int = 256, scale: int = 3) -> np.ndarray:
+    big = cv2.resize(face, (face.shape[1] * scale, face.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
+    out = np.full((canvas, canvas), 128, np.uint8)
+    y, x = (canvas - big.shape[0]) // 2, (canvas - big.shape[1]) // 2
+    out[y : y + big.shape[0], x : x + big.shape[1]] = big
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
+
+
+def score(pred: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> str:
+    acc = float((pred == y).mean()) if len(y) else float("nan")
+    recall = []
+    for name in WATCH:
+        if name in labels:
+            k = labels.index(name)
+            recall.append(f"{name} {float((pred[y == k] == k).mean()):.1%}")
+    return f"{acc:.2%} ({', '.join(recall)})"
+
+
+def run(model: Path, dataset: str, detector: str) -> list[str]:
+    clf = load_classifier(model)
+    data = load_ckplus(DATA / "ckplus") if dataset == "ckplus" else load_fer2013(DATA / "fer2013", "test")
+    keep = np.array([name in clf.labels for name in data.labels])[data.y]
+    x, y = data.x[keep], data.y[keep]
+    spec = clf.info.preprocess
+    det = make_detector(detector)
+    found_idx, crops = [], {False: [], True: []}
+    for i, face in enumerate(x):
+        frame = frame_of(face)
+        found = det.detect(frame)
+        if not found:
+            continue
+        best = max(found, key=lambda d: d.box[2] * d.box[3])
+        found_idx.append(i)
+        for align in (False, True):
+            s = dataclasses.replace(spec, align=align)
+            crops[align].append(crop_faces(frame, [best.box], s, [best.keypoints] if align else None)[0])
+    idx = np.array(found_idx, int)
+
+    def predict(faces: np.ndarray) -> np.ndarray:
+        probs = np.concatenate([clf.predict(faces[i : i + 256]) for i in range(0, len(faces), 256)])
+        return map_predictions(probs, clf.labels, data.labels)
+
+    direct = predict(x)
+    rows = [
+        f"| {dataset} | {len(x)} | direct crop | {len(x)} | {score(direct, y, data.labels)} |",
+        f"| {dataset} | {len(x)} | direct crop, same faces as below | {len(idx)} | "
+        f"{score(direct[idx], y[idx], data.labels)} |",
+    ]
+    for align in (False, True):
+        pred = predict(np.stack(crops[align]))
+        what = f"{detector} crop" + (", eyes levelled" if align else "")
+        rows.append(f"| {dataset} | {len(x)} | {what} | {len(idx)} | {score(pred, y[idx], data.labels)} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "fer2013.onnx")
+    p.add_argument("--datasets", nargs="+", default=["ckplus", "fer2013"], choices=["ckplus", "fer2013"])
+    p.add_argument("--detector", default="blazeface")
+    args = p.parse_args(argv)
+    print(f"model {args.model.name}, detector {args.detector}")
+    print("| data | faces | crop | faces scored | accuracy (recall of angry, disgust, fear) |")
+    print("|---|---|---|---|---|")
+    for name in args.datasets:
+        for row in run(args.model, name, args.detector):
+            print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
