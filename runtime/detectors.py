@@ -325,11 +325,13 @@ def _close_quietly(detector) -> None:  # noqa: ANN001 - a mediapipe FaceDetector
 class BlazeFaceDetector(FaceDetector):
     """MediaPipe's BlazeFace (short or full range) on ONNX Runtime or LiteRT, see :mod:`.blazeface`."""
 
-    # blazeface-full on frames whose long side exceeds this gets tiles of TILE px by default.
-    # Measured on the crowd clip (1920x1080, faces 28-130 px): one 192-px pass finds almost
-    # none; 640-px tiles (8 windows + the whole frame) find most, see BENCHMARKS.md.
+    # Frames whose long side exceeds AUTO_TILE_ABOVE get tiles of TILE[name] px by default
+    # (camera frames up to 1280x720 never do). Measured on the labelled set (benchmarks/
+    # face_boxes.json): on 1080p crowd frames (faces 28-130 px) one full-range pass finds 0 of
+    # 65 faces, 800-px tiles 48 (640-px tiles: also 48, with more false positives and windows);
+    # on photos up to 2280 px, 640-px tiles take short range from 27 to 29 of 32 faces.
     AUTO_TILE_ABOVE = 1280
-    TILE = 640
+    TILE = {"blazeface": 640, "blazeface-full": 800}
 
     def __init__(
         self,
@@ -358,8 +360,8 @@ class BlazeFaceDetector(FaceDetector):
         """The regions one frame is searched in: the whole frame, plus tiles when asked or automatic."""
         whole = [(0, 0, frame_w, frame_h)]
         tile = self.settings.det_size
-        if tile is None and self.name == "blazeface-full" and max(frame_w, frame_h) > self.AUTO_TILE_ABOVE:
-            tile = self.TILE
+        if tile is None and max(frame_w, frame_h) > self.AUTO_TILE_ABOVE:
+            tile = self.TILE.get(self.name)
         if not tile or max(frame_w, frame_h) <= tile:
             return whole
         return whole + bf.tile_grid(frame_w, frame_h, tile)

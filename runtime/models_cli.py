@@ -62,4 +62,33 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"bundled models in {MODELS_DIR}:\n")
     print(table([describe(p) for p in available()], Path(DEFAULT_MODEL).stem))
+    print(f"\nface detectors (--detector), in {MODELS_DIR / 'detectors'}:\n")
+    print(detector_table())
     return 0
+
+
+def detector_table() -> str:
+    import json
+
+    from edgefer.models import DETECTORS_DIR
+
+    from .detectors import BLAZEFACE_MODELS
+    from .settings import DEFAULT_DETECTOR
+
+    lines = ["| detector | file | MB | input | what it is for |", "|---|---|---|---|---|"]
+    for name, file in BLAZEFACE_MODELS.items():
+        path = DETECTORS_DIR / file
+        try:
+            spec = json.loads(path.with_suffix(".json").read_text())["detector"]
+        except (OSError, ValueError, KeyError) as exc:
+            lines.append(f"| {name} | {file} | unreadable card: {exc} |")
+            continue
+        size = spec["input_size"]
+        default = " (default)" if name == DEFAULT_DETECTOR else ""
+        mb = path.stat().st_size / 1e6
+        lines.append(f"| {name}{default} | {file} | {mb:.2f} | {size}x{size} | {spec['range']} |")
+    lines.append("| haar | OpenCV's haarcascade_frontalface_default.xml | - | frame shrunk to 320 px | "
+                 "no extra; no keypoints |")
+    lines.append("| mediapipe | face_detection_short_range.tflite | 0.23 | 128x128 | "
+                 "the mediapipe package (extra); not on a Pi 4 |")
+    return "\n".join(lines)

@@ -24,8 +24,9 @@ class DetectorSettings:
     det_size: int | None = _flag(
         "the detector looks at the frame in windows of at most PX on the long side: haar shrinks the "
         "frame to PX (default 320); blazeface/blazeface-full cover a larger frame with overlapping PX "
-        "tiles plus one whole-frame pass, so small faces in large frames are found (default: no tiles "
-        "for blazeface; 640-px tiles for blazeface-full on frames wider than 1280 px; 0 = never tile)",
+        "tiles plus one whole-frame pass, so small faces in large frames are found (default: frames "
+        "up to 1280 px are not tiled; larger ones get 640-px tiles with blazeface, 800-px with "
+        "blazeface-full; 0 = never tile)",
         "PX", int,
     )
     min_face: int | None = _flag("ignore faces narrower than PX frame pixels (default: keep all)", "PX", int)

@@ -136,13 +136,15 @@ def test_tiling_finds_a_small_face_a_single_pass_misses(sample_frames) -> None:
     face = sample_frames[0]  # 320x240 with one ~85 px face
     big = np.zeros((1440, 2560, 3), np.uint8)  # the face is now 85 px in a 2560 px frame
     big[600:840, 1700:2020] = face
-    assert make_detector("blazeface").detect(big) == []
+    assert make_detector("blazeface", DetectorSettings(det_size=0)).detect(big) == []  # one pass
     tiled = make_detector("blazeface", DetectorSettings(det_size=480)).detect(big)
     assert len(tiled) == 1
     x, y, w, h = tiled[0].box
     assert x >= 1700 and x + w <= 2020 and y >= 600 and y + h <= 840
-    auto = make_detector("blazeface-full").detect(big)  # tiles by itself on a frame this large
-    assert len(auto) == 1
+    for name in ("blazeface", "blazeface-full"):  # both tile by themselves on a frame this large
+        assert len(make_detector(name).detect(big)) == 1
+        assert len(make_detector(name).windows(2560, 1440)) > 1 and make_detector(name).windows(1280, 720) == [
+            (0, 0, 1280, 720)]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="LiteRT not installed")

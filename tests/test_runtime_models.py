@@ -109,7 +109,9 @@ def test_models_command_lists_each_classifier_with_its_measured_accuracy(capsys)
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    rows = {line.split("|")[1].strip().removesuffix(" (default)"): line for line in out.splitlines()[3:]}
+    classifiers, detectors = out.split("face detectors")
+    rows = {line.split("|")[1].strip().removesuffix(" (default)"): line
+            for line in classifiers.splitlines()[3:] if line.startswith("|")}
     assert "fer2013 (default)" in rows["fer2013"]
     for path in available():
         row = rows[path.stem if path.suffix == ".onnx" else path.name]
@@ -118,4 +120,5 @@ def test_models_command_lists_each_classifier_with_its_measured_accuracy(capsys)
         assert shown, f"{path.name}: no headline metric on its card"
         for key in shown:
             assert f"{100 * metrics[key]['accuracy']:.2f}%" in row, row
-    assert "face_detection" not in out
+    assert "face_detection" not in classifiers and "blazeface" not in classifiers
+    assert "| blazeface (default) | blazeface_short.onnx |" in detectors and "| blazeface-full |" in detectors

@@ -92,7 +92,7 @@ def test_run_headless_on_real_video_reports_faces_on_most_frames(
 
 
 @pytest.mark.parametrize("clip", ["sadtalker_WDA_KatieHill_000.mp4", "sadtalker_WDA_AlexandriaOcasioCortez_000.mp4"])
-def test_default_detector_finds_the_face_on_95_percent_of_talking_head_frames(
+def test_real_video_default_detector_finds_the_face_on_95_percent_of_frames(
     shared_data: Path, pipeline_model: Path, tmp_path: Path, clip: str
 ) -> None:
     out = tmp_path / "faces.jsonl"
