@@ -171,7 +171,9 @@ def weighted_nms(det: Decoded, iou_threshold: float, max_faces: int | None = Non
     order = np.argsort(-det.scores, kind="stable")
     remaining = order
     overlaps = iou_matrix(det.boxes, det.boxes)
-    boxes, kps, scores = [], [], []
+    boxes: list[np.ndarray] = []
+    kps: list[np.ndarray] = []
+    scores: list[float] = []
     while remaining.size and (max_faces is None or len(scores) < max_faces):
         best = remaining[0]
         similar = overlaps[best, remaining] > iou_threshold
@@ -180,7 +182,7 @@ def weighted_nms(det: Decoded, iou_threshold: float, max_faces: int | None = Non
         w = det.scores[group]
         boxes.append((det.boxes[group] * w[:, None]).sum(0) / w.sum())
         kps.append((det.keypoints[group] * w[:, None, None]).sum(0) / w.sum())
-        scores.append(det.scores[best])
+        scores.append(float(det.scores[best]))
         remaining = remaining[~similar]
     return Decoded(np.array(boxes, np.float32), np.array(kps, np.float32), np.array(scores, np.float32))
 

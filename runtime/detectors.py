@@ -398,6 +398,7 @@ class BlazeFaceDetector(FaceDetector):
 def make_detector(
     name: str,
     settings: DetectorSettings | None = None,
+    *,
     model_path: str | Path | None = None,
     threads: int = 1,
     **options: object,

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,9 @@ class Recognizer:
         self.classifier = _resolve_model(model, threads, flip_tta)
         if isinstance(detector, str):
             # A tracked sequence lets Haar search known faces locally between full scans.
-            options = {"full_scan_every": HAAR_FULL_SCAN_EVERY} if detector == "haar" and track else {}
+            options: dict[str, Any] = (
+                {"full_scan_every": HAAR_FULL_SCAN_EVERY} if detector == "haar" and track else {}
+            )
             detector = make_detector(detector, detection, threads=threads, **options)
         self.detector = detector
         self.align = self.classifier.info.preprocess.align if align is None else bool(align)
