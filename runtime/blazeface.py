@@ -133,11 +133,14 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, s
            min_score: float) -> Decoded:
     """One image's raw outputs (N, 4 + 2K) and (N,) or (N, 1) -> detections in [0, 1] input coordinates."""
     raw_boxes = np.asarray(raw_boxes, np.float32).reshape(len(anchors), -1)
-    logits = np.clip(np.asarray(raw_scores, np.float32).reshape(-1), -spec.score_clip, spec.score_clip)
-    scores = 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without exp overflow at -100
-    keep = np.flatnonzero(scores >= min_score)
+    logits = np.asarray(raw_scores, np.float32).reshape(-1)
+    # sigmoid(logit) >= min_score  <=>  logit >= logit(min_score): only the kept ones need a sigmoid
+    cut = -np.inf if min_score <= 0 else np.inf if min_score >= 1 else np.log(min_score / (1 - min_score))
+    keep = np.flatnonzero(np.clip(logits, -spec.score_clip, spec.score_clip) >= cut)
     if keep.size == 0:
         return Decoded.empty(spec.num_keypoints)
+    clipped = np.clip(logits[keep], -spec.score_clip, spec.score_clip)
+    scores = 0.5 * (1.0 + np.tanh(0.5 * clipped))  # the sigmoid, without exp overflow at -100
     r, a, size = raw_boxes[keep], anchors[keep], float(spec.input_size)
     cx = r[:, 0] / size + a[:, 0]  # anchors are 1x1, so w/h need no anchor factor
     cy = r[:, 1] / size + a[:, 1]
@@ -145,7 +148,7 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, s
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     k = spec.num_keypoints
     kp = r[:, 4 : 4 + 2 * k].reshape(-1, k, 2) / size + a[:, None, :]
-    return Decoded(boxes, kp, scores[keep])
+    return Decoded(boxes, kp, scores.astype(np.float32))
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -79,8 +79,9 @@ def test_detector_finds_a_face_in_every_single_person_photo(detector, faces_dir:
         for d in detections:
             x, y, bw, bh = d.box
             assert 0 <= x < x + bw <= w and 0 <= y < y + bh <= h and 0.0 < d.score <= 1.0
-            if detector.name.startswith("blazeface"):
-                _assert_keypoints_in_order(d)
+        if detections and detector.name.startswith("blazeface"):
+            # the photo's one person: the most confident face (a rare false positive need not be upright)
+            _assert_keypoints_in_order(max(detections, key=lambda d: d.score))
         if not detections:
             missed.append(name)
     assert not missed, f"{detector.name} found no face in {missed}"
