@@ -167,8 +167,9 @@ def markdown(results: dict) -> list[str]:
     rows = []
     for name, groups in results.items():
         for group, r in sorted(groups.items()):
+            precision = f"{r['precision']:.0%}" if r["detections"] else "- (no detections)"
             rows.append(f"| {name} | {group} | {r['images']} | {r['faces']} | {r['found']} ({r['recall']:.0%}) | "
-                        f"{r['precision']:.0%} | {r['fp_per_image']:.2f} | {r['ms_p50']:.1f} |")
+                        f"{precision} | {r['fp_per_image']:.2f} | {r['ms_p50']:.1f} |")
     return ["| detector | set | images | faces | found (recall) | precision | false positives / image "
             "| ms / image p50 |",
             "|---|---|---|---|---|---|---|---|", *rows]
