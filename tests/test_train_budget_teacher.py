@@ -117,4 +117,4 @@ def test_cli_offers_every_architecture_with_its_measured_size() -> None:
 
     assert set(ARCH_NAMES) == set(ARCHS)  # cli.py lists them without importing Keras
     params = {name: ARCHS[name].build((48, 48, 1), 7).count_params() for name in ("edge_fast", "edge_wide")}
-    assert params["edge_fast"] < 1.4e6 and params["edge_wide"] < 2e6  # issue 6: <= 2M parameters
+    assert params["edge_fast"] < 1.4e6 and params["edge_wide"] < 2e6  # the edge budget: <= 2M parameters

@@ -129,7 +129,7 @@ ARCHS: dict[str, ArchSpec] = {
     "reference": ArchSpec(reference, 1e-4, 15, 128, "report baseline, 4 conv blocks, 58% (report)"),
     "report": ArchSpec(report, 1e-4, 25, 128, "report's 5-conv LeakyReLU model, 62.1% (report)"),
     "ckplus": ArchSpec(ckplus, 1e-3, 20, 32, "report's CK+ model, 92% random split (report)"),
-    "edge": ArchSpec(edge, 2e-3, 60, 128, "edge VGG-style model, GAP head (issue 6 candidate)"),
+    "edge": ArchSpec(edge, 2e-3, 60, 128, "edge VGG-style model, GAP head (the first edge candidate)"),
     "edge_fast": ArchSpec(edge_fast, 2e-3, 60, 128, "edge, thin early stages: 44M MACs for <= 1 ms float"),
     "edge_wide": ArchSpec(edge_wide, 2e-3, 60, 128, "edge widened to about 1.9M parameters (116M MACs)"),
 }

@@ -1,4 +1,4 @@
-# Session 3, second GPU call: students distilled from the ensemble in .gpu/teacher.npz
+# A second GPU call: students distilled from the ensemble in .gpu/teacher.npz
 # (python -m edgefer.train.teacher), fixed epochs measured from the survey's epoch times;
 # and the report's reference model at twice its 15 epochs.
 distill=(--augment --schedule cosine --warmup-epochs 3 --weight-decay 0.01 --batch 256 --lr 0.003
