@@ -35,14 +35,14 @@ def group_of(source: str) -> str:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of x, y, w, h boxes a (N, 4) and b (M, 4)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    ax1, ay1, bx1, by1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+    """IoU matrix of x, y, w, h boxes a (N, 4) and b (M, 4): the runtime's corner IoU."""
+    from edgefer.runtime.blazeface import iou_matrix
+
+    def corners(boxes: np.ndarray) -> np.ndarray:
+        boxes = np.asarray(boxes, float).reshape(-1, 4)
+        return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+    return iou_matrix(corners(a), corners(b))
 
 
 @dataclass
@@ -97,7 +97,11 @@ def score_image(detected: list, faces: list, ignore: list, threshold: float = IO
 
 def load_images(labels: Path, root: Path) -> list[tuple[dict, np.ndarray]]:
     """Every labelled image with its pixels: photos read whole, clip frames by sequential read."""
+    from itertools import islice
+
     import cv2
+
+    from edgefer.runtime.sources import open_source
 
     data = json.loads(labels.read_text())
     out = []
@@ -111,16 +115,9 @@ def load_images(labels: Path, root: Path) -> list[tuple[dict, np.ndarray]]:
         else:
             if entry["source"] not in videos:
                 wanted = {e["frame"] for e in data["images"] if e["source"] == entry["source"]}
-                frames, cap, i = {}, cv2.VideoCapture(str(path)), 0
-                while i <= max(wanted):
-                    ok, frame = cap.read()
-                    if not ok:
-                        break
-                    if i in wanted:
-                        frames[i] = frame
-                    i += 1
-                cap.release()
-                videos[entry["source"]] = frames
+                with open_source(path) as src:  # sequential reads: frame numbers are exact
+                    videos[entry["source"]] = {f.index: f.image for f in islice(src, max(wanted) + 1)
+                                               if f.index in wanted}
             image = videos[entry["source"]].get(entry["frame"])
         if image is None or [image.shape[1], image.shape[0]] != list(entry["size"]):
             raise ValueError(f"{path} frame {entry.get('frame')}: unreadable or not {entry['size']}")

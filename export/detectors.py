@@ -123,18 +123,15 @@ def sha256(path: Path) -> str:
 
 def sample_frames(limit: int = 24) -> list[np.ndarray]:
     """Real frames: the bundled clip, plus the shared photos when the data is beside the checkout."""
+    from itertools import islice
+
     import cv2
 
     from edgefer.models import MODELS_DIR
+    from edgefer.runtime.sources import open_source
 
-    frames = []
-    cap = cv2.VideoCapture(str(MODELS_DIR / "sample_face.mp4"))
-    while len(frames) < limit // 2:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    with open_source(MODELS_DIR / "sample_face.mp4") as src:
+        frames = [frame.image for frame in islice(src, limit // 2)]
     faces = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
     for path in sorted(faces.glob("*.jpg"))[: limit - len(frames)]:
         frames.append(cv2.imread(str(path)))
@@ -152,18 +149,19 @@ def verify(onnx_path: Path, tflite_path: Path, spec: bf.BlazeFaceSpec) -> dict:
     ob, os_ = onnx_run(x)
     tb, ts = tfl_run(x)
     anchors = bf.ssd_anchors(spec)
-    faces_onnx = sum(len(bf.weighted_nms(bf.decode(ob[i], os_[i], anchors, spec, spec.score_threshold),
-                                         spec.nms_iou)) for i in range(len(x)))
-    faces_tfl = sum(len(bf.weighted_nms(bf.decode(tb[i], ts[i], anchors, spec, spec.score_threshold),
-                                        spec.nms_iou)) for i in range(len(x)))
+
+    def faces(boxes: np.ndarray, scores: np.ndarray) -> int:
+        return sum(len(bf.weighted_nms(bf.decode(b, s, anchors, spec, spec.score_threshold), spec.nms_iou))
+                   for b, s in zip(boxes, scores))
+
     single = onnx_run(x[:1])
     return {
         "frames": len(frames),
         "max_abs_diff_boxes": float(np.abs(ob - tb).max()),
         "max_abs_diff_score_logits": float(np.abs(os_ - ts).max()),
         "batch_equals_single": bool(np.allclose(single[0], ob[:1], atol=1e-4)),
-        "faces_onnx": faces_onnx,
-        "faces_tflite": faces_tfl,
+        "faces_onnx": faces(ob, os_),
+        "faces_tflite": faces(tb, ts),
     }
 
 

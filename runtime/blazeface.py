@@ -34,6 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .classifiers import cpu_session
+
 DETECTOR_KEY = "edgefer.detector"
 # MediaPipe's keypoint order; "right" is the person's right (the left side of the image).
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
@@ -135,8 +137,9 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, s
     raw_boxes = np.asarray(raw_boxes, np.float32).reshape(len(anchors), -1)
     logits = np.asarray(raw_scores, np.float32).reshape(-1)
     # sigmoid(logit) >= min_score  <=>  logit >= logit(min_score): only the kept ones need a sigmoid
+    # (and the clip, which moves no logit across a cut inside +-score_clip)
     cut = -np.inf if min_score <= 0 else np.inf if min_score >= 1 else np.log(min_score / (1 - min_score))
-    keep = np.flatnonzero(np.clip(logits, -spec.score_clip, spec.score_clip) >= cut)
+    keep = np.flatnonzero(logits >= cut)
     if keep.size == 0:
         return Decoded.empty(spec.num_keypoints)
     clipped = np.clip(logits[keep], -spec.score_clip, spec.score_clip)
@@ -252,13 +255,7 @@ def touches_inner_edge(boxes: np.ndarray, window: Window, frame_w: int, frame_h:
 
 class _OnnxBackend:
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
         names = [o.name for o in self.session.get_outputs()]
         # regressors (…, 16) and classificators (…, 1), whatever the converter named them

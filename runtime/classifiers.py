@@ -65,18 +65,23 @@ def _check_file(path: Path) -> None:
         raise ModelError(f"model file is empty: {path}")
 
 
+def cpu_session(path: str | Path, threads: int = 1):  # noqa: ANN201 - an onnxruntime.InferenceSession
+    """The runtime's one ONNX Runtime session recipe: CPU, ``threads`` intra-op threads, quiet."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class OnnxClassifier(Classifier):
     def __init__(self, model_path: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         self.path = Path(model_path)
         _check_file(self.path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(self.path, threads)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(f"{self.path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from exc
         meta = self.session.get_modelmeta().custom_metadata_map

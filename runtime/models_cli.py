@@ -72,7 +72,7 @@ def detector_table() -> str:
 
     from edgefer.models import DETECTORS_DIR
 
-    from .detectors import BLAZEFACE_MODELS
+    from .detectors import BLAZEFACE_MODELS, MEDIAPIPE_MODEL
     from .settings import DEFAULT_DETECTOR
 
     lines = ["| detector | file | MB | input | what it is for |", "|---|---|---|---|---|"]
@@ -89,6 +89,7 @@ def detector_table() -> str:
         lines.append(f"| {name}{default} | {file} | {mb:.2f} | {size}x{size} | {spec['range']} |")
     lines.append("| haar | OpenCV's haarcascade_frontalface_default.xml | - | frame shrunk to 320 px | "
                  "no extra; no keypoints |")
-    lines.append("| mediapipe | face_detection_short_range.tflite | 0.23 | 128x128 | "
+    mp = DETECTORS_DIR / MEDIAPIPE_MODEL
+    lines.append(f"| mediapipe | {mp.name} | {mp.stat().st_size / 1e6:.2f} | 128x128 | "
                  "the mediapipe package (extra); not on a Pi 4 |")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import SHARED_DATA, build_tiny_onnx
+from helpers import SHARED_DATA, build_tiny_onnx, first_frames
 
 
 @pytest.fixture(scope="session")
@@ -49,17 +49,8 @@ def katie_clip(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def sample_frames() -> list:
     """Eight frames of the bundled sample clip (always present: it ships in models/)."""
-    import cv2
-
     from edgefer.models import MODELS_DIR
 
-    cap = cv2.VideoCapture(str(MODELS_DIR / "sample_face.mp4"))
-    frames = []
-    while len(frames) < 8:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames = first_frames(MODELS_DIR / "sample_face.mp4", 8)
     assert len(frames) == 8
     return frames

@@ -19,6 +19,16 @@ from edgefer.runtime.preprocess import PreprocessSpec
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def first_frames(video: str | Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video file, read by the runtime's own source."""
+    from itertools import islice
+
+    from edgefer.runtime.sources import open_source
+
+    with open_source(video) as src:
+        return [frame.image for frame in islice(src, count)]
+
+
 def build_tiny_onnx(
     path: str | Path,
     labels: Sequence[str] = FER2013_LABELS,

@@ -187,18 +187,12 @@ def test_mediapipe_detector_does_not_import_tensorflow_even_when_installed() -> 
 
 def test_haar_local_search_matches_full_scans_on_video(katie_clip) -> None:
     """Between full scans a tracked face is searched for only near its last box."""
-    import cv2
+    from helpers import first_frames
 
     from edgefer.runtime.detectors import HaarDetector
     from edgefer.runtime.tracking import iou
 
-    cap = cv2.VideoCapture(str(katie_clip))
-    frames = []
-    while len(frames) < 60:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = first_frames(katie_clip, 60)
     full, local = HaarDetector(), HaarDetector(full_scan_every=10)
     scans = 0
     original = local._full_scan
