@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.errors import DataError
 from edgefer.runtime.labels import canonical_label
 from edgefer.train.data import Dataset, list_class_images, read_gray
 
 CSV_USAGE = {"train": "Training", "test": "PublicTest"}
-
-
-class DataError(ValueError):
-    """Calibration or verification images cannot be found or read."""
 
 
 def balanced_indices(y: np.ndarray, n_classes: int, size: int, seed: int) -> np.ndarray:

@@ -12,9 +12,10 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from edgefer.runtime.errors import ExportError
 
-class ConversionError(RuntimeError):
-    """A converter failed; the message ends with the tail of what it logged."""
+# A converter failed; the message ends with the tail of what it logged.
+ConversionError = ExportError
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefer.runtime.errors import ExportError
 from edgefer.runtime.metadata import card_path
 from edgefer.train.data import Dataset
 
@@ -22,10 +23,6 @@ from .context import DEFAULT_OPSET, ExportContext
 from .formats import ExportFormat
 from .source import SourceModel
 from .verify import Verification, verify_artifact
-
-
-class ExportError(RuntimeError):
-    """An export that cannot start (missing requirement, data) or produced nothing."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefer.runtime.errors import ModelError
 from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.runtime.metadata import ModelInfo
 from edgefer.runtime.preprocess import PreprocessSpec
@@ -21,9 +22,8 @@ from edgefer.train.transfer import training_record
 
 from .native_output import captured_native_output
 
-
-class SourceError(ValueError):
-    """The model to export cannot be found or does not fit its metadata."""
+# The model to export cannot be found or does not fit its metadata.
+SourceError = ModelError
 
 
 @dataclass

@@ -9,18 +9,39 @@ function, and heavy imports happen only inside the chosen command.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 from importlib.metadata import entry_points
 
-EXIT_USAGE = 2
+from .errors import EXIT_USAGE, EdgeferError, UsageError
+
+# Commands raise this for bad options; every EdgeferError prints the same way.
+CommandError = UsageError
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGPIPE = 141  # what a shell reports for a writer whose reader went away (`| head`)
+DEBUG_ENV = "EDGEFER_DEBUG"
 
 
-class CommandError(RuntimeError):
-    """An error the user can fix; printed as one line, exit code ``code``."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (an SSH session dropping): unwinds like Ctrl-C, so outputs are closed."""
 
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP unwind the command like Ctrl-C (only possible on the main thread)."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            with contextlib.suppress(ValueError):
+                signal.signal(getattr(signal, name), _raise_terminated)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true",
+                        help=f"print the full traceback of an unexpected error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from .models_cli import register as register_models
     from .run_cli import register as register_run
@@ -59,14 +82,44 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    install_signal_handlers()
+    prog = f"edgefer {args.command}"
     try:
         return int(args.func(args) or 0)
-    except CommandError as exc:
-        print(f"edgefer {args.command}: error: {exc}", file=sys.stderr)
+    except EdgeferError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_SIGPIPE
+    except Terminated as exc:
+        print(f"{prog}: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    except OSError as exc:
+        # An OS refusal (permissions, a full disk, a missing folder) is the user's to fix.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{prog}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        if args.debug or os.environ.get(DEBUG_ENV):
+            raise
+        return EXIT_USAGE
+    except Exception as exc:
+        if args.debug or os.environ.get(DEBUG_ENV):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"{prog}: unexpected error: {type(exc).__name__}: {first} "
+              f"(run 'edgefer --debug {args.command} ...' for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null so the interpreter's final
+    flush does not raise a second BrokenPipeError on the way out."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from . import blazeface as bf
+from .errors import ModelError
 from .preprocess import Box
 from .settings import DETECTORS, DetectorSettings
 
@@ -48,8 +49,8 @@ BLAZEFACE_MODELS = {"blazeface": "blazeface_short.onnx", "blazeface-full": "blaz
 Keypoints = tuple[tuple[float, float], ...]
 
 
-class DetectorError(RuntimeError):
-    """A detector that cannot be created (missing extra, missing model file, bad settings)."""
+# A detector that cannot be created (missing extra, missing model file, bad settings).
+DetectorError = ModelError
 
 
 @dataclass(frozen=True)

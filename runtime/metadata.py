@@ -14,15 +14,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ModelError
 from .preprocess import PreprocessSpec
 
 LABELS_KEY = "edgefer.labels"
 PREPROCESS_KEY = "edgefer.preprocess"
 CARD_KEY = "edgefer.card"
-
-
-class ModelError(RuntimeError):
-    """A model file that is missing, unreadable or lacks edgefer metadata."""
 
 
 @dataclass(frozen=True)

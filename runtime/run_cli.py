@@ -179,9 +179,6 @@ class _Stats:
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-    import signal
-
     from .cli import CommandError
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -193,13 +190,6 @@ def run(args: argparse.Namespace) -> int:
     recognizer = _make_recognizer(args)
     source = _open_source(args)
 
-    def _terminate(signum, frame):  # noqa: ANN001 - signal handler protocol
-        raise KeyboardInterrupt
-
-    if hasattr(signal, "SIGTERM"):
-        # `kill` closes the outputs like Ctrl-C does; not possible off the main thread (embedded use).
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, _terminate)
     with recognizer, source:
         return _loop(args, recognizer, source, headless)
 

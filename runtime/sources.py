@@ -23,16 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import SourceError
+
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".jp2"}
 )
 LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt", "http", "https")
 # How long a live source may deliver nothing before it counts as disconnected.
 LIVE_STALL_S = 5.0
-
-
-class SourceError(RuntimeError):
-    """A source that cannot be opened; the CLI prints it as one line and exits 2."""
 
 
 def _stderr_warning(message: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.errors import ModelError
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 from .data import Dataset
@@ -31,8 +32,8 @@ SNAPSHOTS = "snapshots"  # inside a run folder: one weights file per averaged ep
 AVERAGED = "averaged"  # inside a run folder: the run folder of their average
 
 
-class AverageError(ValueError):
-    pass
+# Checkpoints that cannot be averaged (one network's weights, of one shape, needed).
+AverageError = ModelError
 
 
 def member_path(path: str | Path) -> Path:

@@ -18,15 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgefer.runtime.errors import DataError
 from edgefer.runtime.labels import FER2013_LABELS, canonical_label
 from edgefer.runtime.preprocess import resize_face, to_gray
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 CKPLUS_NAME = re.compile(r"^S(\d+)_(\d+)_(\d+)")
-
-
-class DataError(RuntimeError):
-    """The data cannot be used at all (missing folder, no images, wrong columns)."""
 
 
 @dataclass

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.errors import ModelError
+
 # Inference through Keras and through ONNX Runtime must agree this closely after the import;
 # bfloat16 keeps 8 mantissa bits, so mixed-precision models get a looser bound.
 MAX_ABS_DIFF = {"float32": 1e-3, "bfloat16": 0.05}
 
 
-class TransferError(ValueError):
-    pass
+# Weights that cannot be carried into the network being trained.
+TransferError = ModelError
 
 
 def init_weights(model, source: str | Path, labels: Sequence[str], faces: np.ndarray | None = None) -> str:
