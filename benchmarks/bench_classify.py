@@ -16,7 +16,7 @@ RUNTIME_VARIANTS = ("onnxruntime-float", "onnxruntime-int8", "litert-float", "li
 
 
 @pytest.fixture(scope="session")
-def keras_baseline(bench_config: BenchConfig):  # noqa: ANN201 - a KerasBaseline
+def keras_baseline(bench_config: BenchConfig):
     pytest.importorskip("keras", reason="the Keras baseline needs the train extra (TensorFlow)")
     from keras_baseline import KerasBaseline
 

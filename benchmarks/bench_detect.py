@@ -18,7 +18,7 @@ def frames() -> dict[str, np.ndarray]:
         pytest.skip(str(exc))
 
 
-def open_detector(name: str, threads: int):  # noqa: ANN201 - a FaceDetector
+def open_detector(name: str, threads: int):
     from edgefer.runtime.detectors import DetectorError, make_detector
 
     try:

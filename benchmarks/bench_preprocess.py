@@ -13,7 +13,7 @@ def bench_preprocess(benchmark, bench_config: BenchConfig, one_face, four_faces,
     scene = one_face if faces == 1 else four_faces
     spec = PreprocessSpec()
 
-    def prepare():  # noqa: ANN202
+    def prepare():
         return normalize(crop_faces(scene.frame, scene.boxes, spec), spec)
 
     measure(benchmark, bench_config, "preprocess 640x480", prepare, stage="preprocess", faces=faces,

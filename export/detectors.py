@@ -57,7 +57,7 @@ def convert(tflite: Path, out: Path) -> None:
     onnx.save(model, str(out))
 
 
-def channel_pads_as_convs(model) -> None:  # noqa: ANN001 - an onnx ModelProto
+def channel_pads_as_convs(model) -> None:
     """Each residual's zero channel padding (Pad on axis 1) becomes a 1x1 identity Conv.
 
     ONNX Runtime runs the convolutions in its blocked NCHWc layout; a Pad between them forces
@@ -88,7 +88,7 @@ def channel_pads_as_convs(model) -> None:  # noqa: ANN001 - an onnx ModelProto
     model.graph.node.extend(nodes)
 
 
-def make_batch_free(model) -> None:  # noqa: ANN001 - an onnx ModelProto
+def make_batch_free(model) -> None:
     """Batch 1 -> any: each reshape to (1, anchors, values) becomes (-1, anchors, values).
 
     The converter writes some targets as (1, -1, 16); their static sizes come from shape

@@ -65,7 +65,7 @@ def _check_file(path: Path) -> None:
         raise ModelError(f"model file is empty: {path}")
 
 
-def cpu_session(path: str | Path, threads: int = 1):  # noqa: ANN201 - an onnxruntime.InferenceSession
+def cpu_session(path: str | Path, threads: int = 1):
     """The runtime's one ONNX Runtime session recipe: CPU, ``threads`` intra-op threads, quiet."""
     import onnxruntime as ort
 

@@ -84,10 +84,10 @@ class FaceDetector:
     def _detect(self, image: np.ndarray) -> list[Detection]:
         raise NotImplementedError
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most detectors hold nothing
+    def close(self) -> None:
         pass
 
-    def reset(self) -> None:  # noqa: B027 - optional hook for detectors that keep state
+    def reset(self) -> None:
         """Forget anything carried over from previous frames (call when the scene changes)."""
 
     def __enter__(self) -> FaceDetector:
@@ -218,7 +218,7 @@ class HaarDetector(FaceDetector):
 class _HideTensorFlow(importlib.abc.MetaPathFinder):
     """Makes ``import tensorflow`` raise ModuleNotFoundError while installed."""
 
-    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 - importlib protocol
+    def find_spec(self, fullname, path=None, target=None):
         if fullname == "tensorflow" or fullname.startswith("tensorflow."):
             raise ModuleNotFoundError(f"No module named {fullname!r} (hidden by edgefer)", name=fullname)
         return None
@@ -237,7 +237,7 @@ def _tensorflow_hidden() -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
-def _import_mediapipe_face_detector():  # noqa: ANN202 - returns the mediapipe module
+def _import_mediapipe_face_detector():
     # MediaPipe's C++ core logs INFO lines (LiteRT, XNNPACK) to stderr; keep warnings and errors.
     os.environ.setdefault("GLOG_minloglevel", "1")
     try:
@@ -316,7 +316,7 @@ class MediaPipeDetector(FaceDetector):
             finalizer()  # runs mediapipe's close once; later calls are no-ops
 
 
-def _close_quietly(detector) -> None:  # noqa: ANN001 - a mediapipe FaceDetector
+def _close_quietly(detector) -> None:
     try:
         detector.close()
     except RuntimeError:  # "cannot schedule new futures after shutdown": the process is exiting

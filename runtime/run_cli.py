@@ -104,7 +104,7 @@ def has_display() -> bool:
     return True
 
 
-def _open_source(args: argparse.Namespace):  # noqa: ANN202 - returns sources.Source
+def _open_source(args: argparse.Namespace):
     from edgefer.models import MODELS_DIR
 
     from .cli import CommandError
@@ -126,7 +126,7 @@ def _open_source(args: argparse.Namespace):  # noqa: ANN202 - returns sources.So
         return open_source(sample)
 
 
-def _make_recognizer(args: argparse.Namespace):  # noqa: ANN202 - returns pipeline.Recognizer
+def _make_recognizer(args: argparse.Namespace):
     from .cli import CommandError
     from .detectors import DetectorError
     from .metadata import ModelError
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         return _loop(args, recognizer, source, headless)
 
 
-def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:  # noqa: ANN001
+def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
     from contextlib import ExitStack
 
     import cv2
@@ -248,7 +248,7 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int: 
     return 0
 
 
-def _show(window: str, image, wait_ms: int) -> str:  # noqa: ANN001
+def _show(window: str, image, wait_ms: int) -> str:
     """Show a frame: "ok", "quit" (q or Esc) or "failed" (no GUI in this OpenCV build)."""
     import cv2
 

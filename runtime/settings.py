@@ -13,7 +13,7 @@ DETECTORS = ("blazeface", "blazeface-full", "haar", "mediapipe")
 DEFAULT_DETECTOR = "blazeface"
 
 
-def _flag(help_text: str, metavar: str, kind: type) -> Any:  # noqa: ANN401 - a dataclass field
+def _flag(help_text: str, metavar: str, kind: type) -> Any:
     return field(default=None, metadata={"help": help_text, "metavar": metavar, "type": kind})
 
 

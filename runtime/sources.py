@@ -66,7 +66,7 @@ class Source:
     def dropped(self) -> int:
         return 0
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         pass
 
     def __enter__(self) -> Source:

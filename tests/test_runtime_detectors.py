@@ -57,7 +57,7 @@ DETECTORS = [
 
 
 @pytest.fixture(scope="module", params=DETECTORS)
-def detector(request: pytest.FixtureRequest):  # noqa: ANN201
+def detector(request: pytest.FixtureRequest):
     with make_detector(request.param) as d:
         yield d
 
@@ -69,7 +69,7 @@ def _photos(faces_dir: Path) -> dict[str, np.ndarray]:
     return photos
 
 
-def test_detector_finds_a_face_in_every_single_person_photo(detector, faces_dir: Path) -> None:  # noqa: ANN001
+def test_detector_finds_a_face_in_every_single_person_photo(detector, faces_dir: Path) -> None:
     missed = []
     for name, image in _photos(faces_dir).items():
         if name in ALL_GROUP_PHOTOS:
@@ -87,14 +87,14 @@ def test_detector_finds_a_face_in_every_single_person_photo(detector, faces_dir:
     assert not missed, f"{detector.name} found no face in {missed}"
 
 
-def test_detector_finds_several_faces_in_group_photos(detector, faces_dir: Path) -> None:  # noqa: ANN001
+def test_detector_finds_several_faces_in_group_photos(detector, faces_dir: Path) -> None:
     photos = _photos(faces_dir)
     found = {name: len(detector.detect(photos[name])) for name in GROUP_PHOTOS[detector.name]}
     short = {n: c for n, c in found.items() if c < GROUP_PHOTOS[detector.name][n]}
     assert not short, f"{detector.name}: too few faces {short} (expected {GROUP_PHOTOS[detector.name]})"
 
 
-def _assert_keypoints_in_order(d) -> None:  # noqa: ANN001 - a Detection
+def _assert_keypoints_in_order(d) -> None:
     """Upright faces: the person's right eye (image left) before the left eye, eyes above the
     nose tip above the mouth, the nose between the ears, and all of them near the box."""
     (rex, rey), (lex, ley), (nx, ny), (mx, my), (rtx, _), (ltx, _) = d.keypoints
@@ -105,7 +105,7 @@ def _assert_keypoints_in_order(d) -> None:  # noqa: ANN001 - a Detection
         assert x - 0.25 * w <= kx <= x + 1.25 * w and y - 0.25 * h <= ky <= y + 1.25 * h, d
 
 
-def test_detectors_find_nothing_in_a_blank_frame(detector) -> None:  # noqa: ANN001
+def test_detectors_find_nothing_in_a_blank_frame(detector) -> None:
     assert detector.detect(np.full((480, 640, 3), 127, dtype=np.uint8)) == []
 
 

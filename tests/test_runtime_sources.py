@@ -74,7 +74,7 @@ def test_a_stalled_live_source_is_treated_as_ended(monkeypatch: pytest.MonkeyPat
     stop = threading.Event()
 
     class StallingCamera(FastFakeCamera):
-        def read(self):  # noqa: ANN202
+        def read(self):
             if self.n >= 3:
                 stop.wait(5)  # hangs like an unplugged USB camera
                 return False, None

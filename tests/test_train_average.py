@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from test_train_run import _tiny_fer_tree  # noqa: E402
+from test_train_run import _tiny_fer_tree
 
-from edgefer.train.trainer import TrainConfig, train  # noqa: E402
+from edgefer.train.trainer import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from edgefer.runtime.labels import FER2013_LABELS  # noqa: E402
-from edgefer.train.trainer import TrainConfig, train  # noqa: E402
+from edgefer.runtime.labels import FER2013_LABELS
+from edgefer.train.trainer import TrainConfig, train
 
 
 def _tiny_fer_tree(root: Path, per_class: int = 6) -> Path:

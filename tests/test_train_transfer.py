@@ -10,16 +10,16 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 
-import keras  # noqa: E402
-from export_synthetic import LABELS, faces, train_tiny_run, write_tree  # noqa: E402
+import keras
+from export_synthetic import LABELS, faces, train_tiny_run, write_tree
 
-from edgefer.export.formats import FORMATS  # noqa: E402
-from edgefer.export.runner import export_model  # noqa: E402
-from edgefer.export.source import load_source  # noqa: E402
-from edgefer.runtime.labels import FERPLUS_LABELS  # noqa: E402
-from edgefer.runtime.preprocess import PreprocessSpec, normalize  # noqa: E402
-from edgefer.train.archs import edge  # noqa: E402
-from edgefer.train.transfer import TransferError, init_weights  # noqa: E402
+from edgefer.export.formats import FORMATS
+from edgefer.export.runner import export_model
+from edgefer.export.source import load_source
+from edgefer.runtime.labels import FERPLUS_LABELS
+from edgefer.runtime.preprocess import PreprocessSpec, normalize
+from edgefer.train.archs import edge
+from edgefer.train.transfer import TransferError, init_weights
 
 SPEC = PreprocessSpec()
 NARROW = (4, 6, 8, 8, 12)  # the edge architecture's layout at a test-sized width
