@@ -134,7 +134,9 @@ def sample_frames(limit: int = 24) -> list[np.ndarray]:
         frames = [frame.image for frame in islice(src, limit // 2)]
     faces = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
     for path in sorted(faces.glob("*.jpg"))[: limit - len(frames)]:
-        frames.append(cv2.imread(str(path)))
+        image = cv2.imread(str(path))
+        if image is not None:
+            frames.append(image)
     return frames
 
 

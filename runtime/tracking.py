@@ -20,6 +20,11 @@ from .preprocess import Box
 DEFAULT_SMOOTH = 0.6
 
 
+def _box4(box: Sequence[int]) -> Box:
+    x, y, w, h = box
+    return (int(x), int(y), int(w), int(h))
+
+
 def iou(a: Box, b: Box) -> float:
     ax0, ay0, aw, ah = a
     bx0, by0, bw, bh = b
@@ -93,7 +98,7 @@ class IoUTracker:
         for d, box in enumerate(boxes):
             t = matched.get(d)
             if t is None:
-                track = Track(self._next_id, tuple(box), probs[d].copy())
+                track = Track(self._next_id, _box4(box), probs[d].copy())
                 self._next_id += 1
                 new_tracks.append(track)
             else:
@@ -103,7 +108,7 @@ class IoUTracker:
                     track.probs = self.smooth * track.probs + (1.0 - self.smooth) * probs[d]
                 else:  # a different model mid-stream: restart the average
                     track.probs = probs[d].copy()
-                track.box = tuple(box)
+                track.box = _box4(box)
                 track.hits += 1
                 track.missed = 0
             smoothed[d] = track.probs

@@ -3,10 +3,5 @@
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-fi
-.venv/bin/python -m pip install -q -e ".[dev]"
+bash scripts/dev_venv.sh
 exec .venv/bin/python -m pytest -q "$@"

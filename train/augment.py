@@ -55,7 +55,7 @@ class Augmenter:
             out = (out - mean) * k + mean + b
         if c.erase:
             for i in np.flatnonzero(rng.random(n) < c.erase):
-                eh, ew = rng.integers(h // 8, h // 3 + 1), rng.integers(w // 8, w // 3 + 1)
-                y0, x0 = rng.integers(0, h - eh + 1), rng.integers(0, w - ew + 1)
+                eh, ew = int(rng.integers(h // 8, h // 3 + 1)), int(rng.integers(w // 8, w // 3 + 1))
+                y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
                 out[i, y0 : y0 + eh, x0 : x0 + ew] = rng.integers(0, 256)
         return np.clip(out, 0, 255).astype(np.uint8)

@@ -17,7 +17,7 @@ _PREFIX = json.loads(os.environ.get("EDGEFER_ARM64_QEMU_PREFIX", "[]"))
 _orig_init = subprocess.Popen.__init__
 
 
-def _init(self, args, *a, **kw):  # noqa: ANN001, ANN002, ANN003 - mirrors Popen
+def _init(self, args, *a, **kw):  # the signature mirrors Popen.__init__
     if _PREFIX and isinstance(args, (list, tuple)) and args and str(args[0]) == sys.executable:
         args = [*_PREFIX, *map(str, args)]
     _orig_init(self, args, *a, **kw)
