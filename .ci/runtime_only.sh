@@ -77,4 +77,16 @@ for clip in ("sadtalker_WDA_KatieHill_000.mp4", "sadtalker_WDA_AlexandriaOcasioC
     assert with_face >= 0.95 * len(lines), f"{clip}: faces on only {with_face}/{len(lines)} frames"
     assert all("keypoints" in f for l in lines for f in l["faces"]), "the default detector is not BlazeFace"
     print(f"ok [plain install, default detector, {clip}]: faces on {with_face}/{len(lines)} frames")
+
+# edgefer bench with no extras: every available detector x every bundled ONNX model, JSON that
+# validates and compares with itself (timings are not checked: this is a shared CI machine).
+from edgefer.runtime import bench
+out = tempfile.mktemp(suffix=".json")
+assert main(["bench", "--quick", "--json", out]) == 0
+info, rows = bench.load_json(out)
+pairs = {(r.detector, r.model) for r in rows}
+assert {d for d, _ in pairs} == {"blazeface", "blazeface-full", "haar"}, pairs
+assert all(m.endswith(".onnx") for _, m in pairs), "a .tflite row without LiteRT installed"
+assert main(["bench", "--compare", out, out]) == 0
+print(f"ok [plain install, edgefer bench --quick]: {len(rows)} pipelines, JSON valid")
 PY

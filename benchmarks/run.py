@@ -23,8 +23,9 @@ from pathlib import Path
 
 # Run as a script, so benchmarks/ is on sys.path and its sibling modules import directly.
 import artifacts
-import machine
 from render import render_session
+
+from edgefer.runtime import machine
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -1,7 +1,7 @@
 """The ``edgefer`` command line.
 
-``run`` lives in the runtime. The other subcommands (train, export, eval, inspect, bench)
-come from other edgefer packages through the ``edgefer.commands`` entry-point group, so
+``run``, ``models`` and ``bench`` live in the runtime. The other subcommands (train, export,
+eval, inspect, average) come from other edgefer packages through the ``edgefer.commands`` entry-point group, so
 the runtime never imports them: each entry point is a light ``register(subparsers)``
 function, and heavy imports happen only inside the chosen command.
 """
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  edgefer run                      camera 0 (or the bundled sample clip if there is no camera)\n"
             "  edgefer run --source clip.mp4 --headless --jsonl out.jsonl\n"
             "  edgefer run --source photos/ --save annotated/\n"
+            "  edgefer bench --quick            how fast each detector and model runs on this machine\n"
             "Run 'edgefer COMMAND --help' for each command's options."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -63,11 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help=f"print the full traceback of an unexpected error (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .bench_cli import register as register_bench
     from .models_cli import register as register_models
     from .run_cli import register as register_run
 
     register_run(sub)
     register_models(sub)
+    register_bench(sub)
     for ep in sorted(entry_points(group="edgefer.commands"), key=lambda e: e.name):
         try:
             ep.load()(sub)

@@ -22,6 +22,6 @@ def test_help_lists_every_command_and_imports_nothing_heavy() -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["heavy"] == [], report["heavy"]
     assert report["rc"] == 2  # no command: help, and a usage exit code
-    for command in ("run", "models", "train", "eval", "inspect", "export"):
+    for command in ("run", "models", "bench", "train", "eval", "inspect", "export"):
         assert f"    {command} " in report["help"], command
     assert "warning" not in out.stderr

@@ -307,6 +307,19 @@ for m in "${MODELS[@]}"; do
   check_model "$m" haar "$FRAMES" 0.8
 done
 
+# ------------------------------------------------------------------ 8. edgefer bench completes and its JSON validates
+# Emulated timings say nothing about a Pi's speed, so only completion and the file are checked.
+if "${QEMU[@]}" -m edgefer.runtime.cli bench --help >/dev/null 2>&1; then
+  log "edgefer bench (aarch64): blazeface x the bundled models, 3 frames each"
+  timeout 900 "${QEMU[@]}" -m edgefer.runtime.cli bench --rounds 3 --warmup 1 --detectors blazeface --threads 1 \
+    --json "$WORK/out/bench.aarch64.json" >"$WORK/out/bench.log" 2>&1 \
+    || { tail -n 30 "$WORK/out/bench.log"; die "edgefer bench failed under aarch64 emulation"; }
+  PYTHONPATH="$SITE_APP" "$HOST_PY" -c 'import sys; from edgefer.runtime.bench import load_json
+info, rows = load_json(sys.argv[1]); assert rows and info["arch"] == "aarch64", info
+print(f"ok [edgefer bench]: {len(rows)} pipelines measured under emulation, JSON valid")' "$WORK/out/bench.aarch64.json" \
+    | tee -a "$WORK/out/summary.txt" || die "edgefer bench JSON from aarch64 does not validate"
+fi
+
 log "summary (aarch64, Debian 12, Python 3.11, qemu cortex-a72, runner=$RUNNER):"
 sed 's/^/    /' "$WORK/out/summary.txt"
 log "OK: arm64 emulation check passed in $((SECONDS - T0)) s"

@@ -1,4 +1,4 @@
-"""One line describing where the numbers were measured: CPU, cores, versions, load, date."""
+"""Where numbers were measured: CPU, SIMD features, cores, OS, package versions, load, date."""
 
 from __future__ import annotations
 
@@ -31,6 +31,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The SIMD extensions the runtime's kernels use (ONNX Runtime's MLAS, XNNPACK, OpenCV), as
+# /proc/cpuinfo names them: x86 "flags", Arm "Features" (asimd = NEON, asimddp = dot product).
+SIMD_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+    "neon", "asimd", "asimddp", "i8mm", "bf16", "sve",
+)
+
+
+def simd_features() -> list[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith(("flags", "Features")):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in SIMD_FLAGS if f in have]
+    return []
+
+
 def package_versions() -> dict[str, str]:
     found = {}
     for label, dists in PACKAGES.items():
@@ -55,6 +74,7 @@ def describe() -> dict:
     return {
         "cpu": cpu_model(),
         "arch": platform.machine(),
+        "simd": simd_features(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "os": f"{platform.system()} {platform.release()}",
