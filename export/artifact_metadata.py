@@ -4,6 +4,10 @@ The runtime reads labels and preprocessing from the ONNX file itself, and for a 
 file from the card with the same stem (``report-full-int8.tflite`` ->
 ``report-full-int8.json``): that card is the TFLite file's only metadata, so ship them
 together. ONNX files get the card too, as a readable copy.
+
+Every artifact is stamped with its integrity hash (``edgefer.sha256``), which the runtime
+checks at load. The metadata itself is written by :mod:`edgefer.runtime.metadata`, the one
+owner of the format; this module only decides what an export puts in it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from edgefer.runtime.metadata import ModelInfo, write_card
+from edgefer.runtime.metadata import ModelInfo, model_digest, write_model_info
 
 METADATA_NOTE = {
     ".onnx": "The .onnx file carries labels, preprocessing and this card in its metadata_props "
@@ -45,22 +49,15 @@ def with_verification(info: ModelInfo, verification: dict) -> ModelInfo:
     return ModelInfo(info.labels, info.preprocess, {**info.card, "verification": verification})
 
 
-def embed_onnx_props(path: Path, info: ModelInfo) -> None:
-    """Replace the edgefer keys in the ONNX file's metadata_props; other keys are kept."""
-    import onnx
-
-    model = onnx.load(str(path))
-    props = info.to_props()
-    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    for key, value in [*kept, *props.items()]:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
+def attach_metadata(path: Path, info: ModelInfo) -> ModelInfo:
+    """Stamp ``path`` with its integrity hash, embed the metadata (ONNX) and write the card beside
+    it; returns the metadata as stamped. For ONNX the hash leaves metadata_props out, so a later
+    card rewrite keeps it valid."""
+    stamped = info.with_sha256(model_digest(path))
+    write_model_info(path, stamped, card_extra=card_extra(path))
+    return stamped
 
 
-def attach_metadata(path: Path, info: ModelInfo) -> Path:
-    """Embed (ONNX) and write the card; returns the card's path."""
-    if path.suffix == ".onnx":
-        embed_onnx_props(path, info)
-    return write_card(path, info, extra={"metadata": METADATA_NOTE.get(path.suffix, "")})
+def card_extra(path: Path) -> dict[str, str]:
+    """The card's keys beyond the metadata: a note on where the runtime reads it."""
+    return {"metadata": METADATA_NOTE.get(path.suffix, "")}

@@ -26,7 +26,10 @@ file (metadata_props) and in a JSON card with the same stem beside every file; f
 Each artifact is then loaded through the runtime (as `edgefer run` would) and compared
 with the float Keras model on real held-out faces: argmax agreement, largest probability
 difference, and accuracy before -> after. A format below its check makes the command
-exit 1 (its file is kept for inspection).
+exit 1; its file is kept for inspection as STEM.rejected.SUFFIX. Each file is built under
+a temporary name and renamed into place only once it has passed, so an earlier export at
+the same name stays whole and loadable until then, even if the export is interrupted.
+Every artifact records its sha256, which the runtime checks when it loads the model.
 
 INT8 formats calibrate activation ranges on real training faces, sampled evenly across
 classes and preprocessed exactly as the runtime does. Calibrating on random noise is how

@@ -21,8 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models", help="list the bundled models: labels, format, size, accuracy from each card",
         description="List the emotion classifiers bundled with edgefer. Pass a name to `edgefer run "
-        "--model NAME` or `edgefer eval NAME`.",
+        "--model NAME` or `edgefer eval NAME`. Every model records a sha256 of itself that loading "
+        "checks; --stamp records a new one for a model you changed on purpose.",
     )
+    p.add_argument("--stamp", nargs="+", metavar="MODEL",
+                   help="record the integrity hash of these .onnx/.tflite files as they are now "
+                   "(only for files you edited on purpose: a damaged file would pass from then on)")
     p.set_defaults(func=run)
 
 
@@ -57,8 +61,24 @@ def table(rows: list[dict], default: str) -> str:
     return "\n".join(lines)
 
 
+def stamp_models(paths: list[str]) -> int:
+    from .errors import ModelError
+    from .metadata import stamp
+
+    for name in paths:
+        path = Path(name)
+        if not path.is_file() or path.suffix.lower() not in (".onnx", ".tflite"):
+            raise ModelError(f"--stamp {name}: not an .onnx or .tflite file")
+        info = stamp(path)
+        print(f"stamped {path}: sha256 {info.sha256}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from edgefer.models import DEFAULT_MODEL, MODELS_DIR, available
+
+    if getattr(args, "stamp", None):
+        return stamp_models(args.stamp)
 
     print(f"bundled models in {MODELS_DIR}:\n")
     print(table([describe(p) for p in available()], Path(DEFAULT_MODEL).stem))

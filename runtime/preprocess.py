@@ -18,6 +18,10 @@ import numpy as np
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
+# Bounds a spec must respect; outside them a model's metadata is a typo, not a choice.
+MAX_SIZE = 1024
+MAX_MARGIN = 1.0
+
 
 @dataclass(frozen=True)
 class PreprocessSpec:
@@ -41,8 +45,17 @@ class PreprocessSpec:
             raise ValueError(f"layout must be NHWC or NCHW, not {self.layout!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, not {self.channels}")
-        if len(self.size) != 2 or min(self.size) <= 0:
-            raise ValueError(f"size must be [h, w] with positive values, not {self.size}")
+        if len(self.size) != 2 or min(self.size) <= 0 or max(self.size) > MAX_SIZE:
+            raise ValueError(f"size must be [h, w] with values in 1..{MAX_SIZE}, not {list(self.size)}")
+        # A NaN or infinite scale turns every face into NaN probabilities that still "work".
+        if not (math.isfinite(self.scale) and self.scale != 0.0):
+            raise ValueError(f"scale must be a finite, non-zero number, not {self.scale}")
+        if not math.isfinite(self.offset):
+            raise ValueError(f"offset must be a finite number, not {self.offset}")
+        # Negative margins shrink boxes to nothing on small faces; beyond 1 a crop is mostly background.
+        if not 0.0 <= self.margin <= MAX_MARGIN:
+            raise ValueError(f"margin must be in [0, {MAX_MARGIN:g}] (a fraction of the box added on each "
+                             f"side), not {self.margin}")
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -62,8 +75,11 @@ class PreprocessSpec:
         if missing:
             raise ValueError(f"preprocess metadata lacks {sorted(missing)}")
         known = {"size", "channels", "layout", "scale", "offset", "margin", "align"}
+        size = d["size"]
+        if not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) for v in size):
+            raise ValueError(f"size must be a JSON list [h, w] of two integers, not {size!r}")
         return cls(
-            size=(int(d["size"][0]), int(d["size"][1])),
+            size=(int(size[0]), int(size[1])),
             channels=int(d.get("channels", 1)),
             layout=str(d.get("layout", "NHWC")),
             scale=float(d["scale"]),

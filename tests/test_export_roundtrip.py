@@ -95,6 +95,9 @@ def test_every_artifact_carries_edgefer_metadata(exported, fmt):
     card = json.loads(card_path(path).read_text())
     assert card["model"] == path.name and card["labels"] == list(LABELS)
     assert ("only metadata" in card["metadata"]) == (path.suffix == ".tflite")
+    # stamped with the hash the runtime checks, the same in the file (ONNX) and the card
+    assert info.sha256 and card["sha256"] == info.sha256 and card["size_bytes"] == path.stat().st_size
+    assert not list(path.parent.glob(".edgefer-tmp-*"))
 
 
 def test_onnx_files_hold_metadata_inside(exported):

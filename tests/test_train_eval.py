@@ -42,7 +42,7 @@ def test_pixel_duplicates(fer_tree: Path) -> None:
 
 
 def test_eval_table_cards_and_dedup(fer_tree: Path, tmp_path: Path, capsys) -> None:
-    a = build_tiny_onnx(tmp_path / "a.onnx", seed=0)
+    a = build_tiny_onnx(tmp_path / "a.onnx", seed=0, card={"arch": "tiny"})
     write_card(a, ModelInfo(FER2013_LABELS, PreprocessSpec(), {"arch": "tiny"}))
     b = build_tiny_onnx(tmp_path / "b-int8.onnx", seed=1)
     out = tmp_path / "table.md"

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 
-from edgefer.runtime.metadata import CARD_KEY, card_path
+from edgefer.runtime.metadata import card_path, read_model_info, write_model_info
 
 
 def record_metrics(model_path: str | Path, key: str, metrics: dict) -> None:
-    """Store ``metrics`` under ``card["metrics"][key]`` in every place the model keeps its card."""
-    path = Path(model_path)
-    if path.suffix == ".onnx":
-        import onnx
+    """Store ``metrics`` under ``card["metrics"][key]`` in every place the model keeps its card.
 
-        model = onnx.load(str(path))
-        props = {p.key: p.value for p in model.metadata_props}
-        card = json.loads(props.get(CARD_KEY, "{}"))
-        card.setdefault("metrics", {})[key] = metrics
-        props[CARD_KEY] = json.dumps(card, sort_keys=True)
-        del model.metadata_props[:]
-        for k, v in props.items():
-            model.metadata_props.add(key=k, value=v)
-        onnx.save(model, str(path))
-    cp = card_path(path)
-    if cp.is_file():
-        d = json.loads(cp.read_text())
-        d.setdefault("card", {}).setdefault("metrics", {})[key] = metrics
-        d["size_bytes"] = path.stat().st_size
-        cp.write_text(json.dumps(d, indent=2) + "\n")
-    elif path.suffix == ".tflite":
-        raise FileNotFoundError(f"{cp} missing: a .tflite model keeps its metadata in that card")
+    Each file is replaced whole (a kill leaves the previous one), and an ONNX graph's bytes
+    are copied verbatim, so the model's integrity hash still holds afterwards.
+    """
+    path = Path(model_path)
+    if path.suffix == ".tflite" and not card_path(path).is_file():
+        raise FileNotFoundError(f"{card_path(path)} missing: a .tflite model keeps its metadata in that card")
+    info = read_model_info(path)
+    card = {**info.card, "metrics": {**info.card.get("metrics", {}), key: metrics}}
+    write_model_info(path, dataclasses.replace(info, card=card))

@@ -70,16 +70,25 @@ class KerasPredictor:
         return self.model.predict(x, batch_size=batch_size, verbose=0).astype(np.float32)
 
 
-def load_predictor(path: str | Path, threads: int = 1, flip_tta: bool = False):
-    """Keras model or run folder -> KerasPredictor; .onnx / .tflite -> the runtime's classifier."""
+def load_predictor(path: str | Path, threads: int = 1, flip_tta: bool = False, verify: bool = True):
+    """Keras model or run folder -> KerasPredictor; .onnx / .tflite -> the runtime's classifier.
+
+    ``verify=False`` skips an artifact's integrity hash (its fit to its metadata is still checked).
+    """
     from edgefer.models import resolve
     from edgefer.runtime.classifiers import load_classifier
 
-    path = resolve(path)
-    if path.is_dir() or path.suffix in KERAS_SUFFIXES:
-        return KerasPredictor(path, flip_tta=flip_tta)
+    resolved = resolve(path)
+    if resolved.is_dir() or resolved.suffix in KERAS_SUFFIXES:
+        return KerasPredictor(resolved, flip_tta=flip_tta)
 
-    return load_classifier(path, threads=threads, flip_tta=flip_tta)
+    return load_classifier(resolved, threads=threads, flip_tta=flip_tta, verify=verify)
+
+
+def input_size(predictor) -> tuple[int, int]:
+    """The face size (h, w) a predictor reads, from its own metadata: data is loaded at this size."""
+    h, w = predictor.info.preprocess.size
+    return int(h), int(w)
 
 
 def predict_all(predictor, faces: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""The body of `edgefer eval`: load data once, evaluate every model, print and write one table."""
+"""The body of `edgefer eval`: load every model, the data once per input size, print and write one table.
+
+Faces are loaded at the size each model's metadata declares (a 64x64 model is scored on
+64x64 faces, as `edgefer run` would feed it), resized from the same images in the same order.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import numpy as np
 from edgefer.runtime.metric_keys import metric_key
 
 from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates
-from .evaluate import Evaluation, evaluate, load_predictor, time_predictor
+from .evaluate import Evaluation, evaluate, input_size, load_predictor, time_predictor
 
 
 def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -> tuple[Dataset, str]:
@@ -64,22 +68,40 @@ def comparison_table(evals: list[Evaluation], timing: dict[Path, tuple[float, fl
     return "\n".join(rows)
 
 
+def _load_models(args: argparse.Namespace) -> list[tuple[str, object]]:
+    from edgefer.runtime.cli import CommandError
+    from edgefer.runtime.errors import EdgeferError
+
+    verify = not getattr(args, "no_verify", False)
+    loaded = []
+    for name in args.models:
+        try:
+            loaded.append((name, load_predictor(name, threads=args.threads, flip_tta=args.flip_tta, verify=verify)))
+        except EdgeferError as exc:
+            raise CommandError(str(exc)) from exc
+        except Exception as exc:  # any other loader error is a user-facing message here
+            raise CommandError(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    return loaded
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    from edgefer.runtime.atomic import write_text
     from edgefer.runtime.cli import CommandError
 
-    try:
-        data, key = load_eval_data(args)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        raise CommandError(str(exc)) from exc
-    print(data.summary())
+    models = _load_models(args)
+    datasets: dict[tuple[int, int], tuple[Dataset, str]] = {}
     evals: list[Evaluation] = []
     timing: dict[Path, tuple[float, float]] = {}
     sections = []
-    for name in args.models:
-        try:
-            predictor = load_predictor(name, threads=args.threads, flip_tta=args.flip_tta)
-        except Exception as exc:  # any loader error is a user-facing message here
-            raise CommandError(f"{name}: {exc}") from exc
+    for name, predictor in models:
+        size = input_size(predictor)
+        if size not in datasets:
+            try:
+                datasets[size] = load_eval_data(args, size)
+            except (FileNotFoundError, RuntimeError, ValueError) as exc:
+                raise CommandError(str(exc)) from exc
+            print(datasets[size][0].summary() + (f" at {size[0]}x{size[1]}" if size != (48, 48) else ""))
+        data, key = datasets[size]
         try:
             ev = evaluate(predictor, data)
         except ValueError as exc:
@@ -101,14 +123,14 @@ def run_eval(args: argparse.Namespace) -> int:
             _write_card(ev, key, data, timing.get(ev.path))
     table = comparison_table(evals, timing)
     print(table)
+    title = " and ".join(dict.fromkeys(d.name for d, _ in datasets.values()))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(
-            f"# edgefer eval on {data.name}\n\ncommand: `{_command()}`\n\n{table}\n\n" + "\n".join(sections)
-        )
+        write_text(args.out, f"# edgefer eval on {title}\n\ncommand: `{_command()}`\n\n{table}\n\n"
+                   + "\n".join(sections))
         print(f"wrote {args.out}")
     if args.json:
-        Path(args.json).write_text(json.dumps(
+        write_text(args.json, json.dumps(
             {str(e.path): e.metrics.to_dict() | {"timing": timing.get(e.path)} for e in evals}, indent=2
         ))
     return 0
@@ -134,8 +156,10 @@ def _write_card(ev: Evaluation, key: str, data: Dataset, timing: tuple[float, fl
     if timing:
         metrics["ms_per_face_batch1_1thread_here"] = round(timing[0], 3)
     if ev.format == "keras":
+        from edgefer.runtime.atomic import write_text
+
         run = ev.path.parent
-        (run / f"metrics-{key}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text(run / f"metrics-{key}.json", json.dumps(metrics, indent=2) + "\n")
         return
     record_metrics(ev.path, key, metrics)
     print(f"recorded {key} metrics in {ev.path}'s card")
