@@ -64,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads for the classifier and BlazeFace (default: 1)")
     p.add_argument("--flip-tta", action="store_true",
                    help="also classify each face's mirror image and average (about 2x classification time)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the model file's sha256 check (for a model you edited on purpose)")
     p.add_argument(
         "--smooth", type=float, default=None, metavar="W",
         help="temporal smoothing: weight of the past in a per-face moving average, "
@@ -142,7 +144,15 @@ def _make_recognizer(args: argparse.Namespace):
         raise CommandError(f"--{str(exc).replace('_', '-', 1)}") from exc
     align = {"model": None, "on": True, "off": False}[args.align]
     try:
-        return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth,
+        model = args.model
+        if getattr(args, "no_verify", False):  # loaded here: the Recognizer would check the hash
+            from edgefer.models import default_model, resolve
+
+            from .classifiers import load_classifier
+
+            model = load_classifier(default_model() if model is None else resolve(model), threads=args.threads,
+                                    flip_tta=args.flip_tta, verify=False)
+        return Recognizer(model=model, detector=args.detector, threads=args.threads, smooth=smooth,
                           flip_tta=args.flip_tta, detection=detection, align=align)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc
