@@ -10,25 +10,36 @@ Usable without the CLI::
             print(face.box, face.label, face.probabilities, face.track_id)
         print(result.timings_ms)                       # detect / preprocess / classify / track
 
-All faces of a frame go through the classifier in one batch.
+All faces of a frame go through the classifier in one batch. :class:`FrameLoop` runs a
+whole source through a Recognizer, skipping (and counting) the frames that fail::
+
+    loop = FrameLoop(rec, source)
+    for frame, result in loop:
+        ...
+    print(loop.processed, loop.skipped)
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .blazeface import KEYPOINTS
 from .classifiers import Classifier, load_classifier
 from .detectors import Detection, FaceDetector, Keypoints, make_detector
+from .errors import EdgeferError
 from .preprocess import Box, crop_faces
 from .settings import DEFAULT_DETECTOR, DetectorSettings
 from .tracking import DEFAULT_SMOOTH, IoUTracker
+
+if TYPE_CHECKING:
+    from .sources import Frame
 
 STAGES = ("detect", "preprocess", "classify", "track")
 HAAR_FULL_SCAN_EVERY = 10
@@ -189,3 +200,53 @@ class Recognizer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+class FrameLoop:
+    """Frames of a source through a Recognizer: an iterable of (frame, result).
+
+    A frame whose detection or classification raises (a cv2.error on an odd image, an
+    ONNX Runtime failure) is skipped with one warning naming its index, and counted in
+    ``skipped``: one bad frame must not end a folder of photos or an hour of video. Only
+    ``max_consecutive_failures`` failures in a row end the loop, since that is a broken
+    model or detector rather than a bad frame. Still images (``new_scene``) reset tracking.
+    """
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        frames: Iterable[Frame],
+        warn: Callable[[str], None] = _stderr_warning,
+        max_consecutive_failures: int = 25,
+    ) -> None:
+        self.recognizer = recognizer
+        self.frames = frames
+        self.warn = warn
+        self.max_consecutive_failures = max_consecutive_failures
+        self.processed = 0
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[tuple[Frame, FrameResult]]:
+        in_a_row = 0
+        for frame in self.frames:
+            if frame.new_scene:
+                self.recognizer.reset()
+            try:
+                result = self.recognizer(frame.image)
+            except Exception as exc:  # any per-frame failure: the loop goes on
+                self.skipped += 1
+                in_a_row += 1
+                reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}"
+                if in_a_row >= self.max_consecutive_failures:
+                    raise EdgeferError(f"{in_a_row} frames in a row failed, stopping; last: {reason}",
+                                       code=1) from exc
+                self.warn(f"skipping frame {frame.index} of {frame.name}: {reason}")
+                self.recognizer.reset()  # its tracks may describe the failed frame
+                continue
+            in_a_row = 0
+            self.processed += 1
+            yield frame, result

@@ -64,8 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads for the classifier and BlazeFace (default: 1)")
     p.add_argument("--flip-tta", action="store_true",
                    help="also classify each face's mirror image and average (about 2x classification time)")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip the model file's sha256 check (for a model you edited on purpose)")
     p.add_argument(
         "--smooth", type=float, default=None, metavar="W",
         help="temporal smoothing: weight of the past in a per-face moving average, "
@@ -78,6 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write annotated output: a video (.mp4, .avi, .mkv) or, for any other name, a folder of images",
     )
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.add_argument(
+        "--max-megapixels", type=float, default=100.0, metavar="MP",
+        help="skip images larger than this, read from the file's header before decoding: "
+        "a small file can decode to gigabytes (default: 100; 0 = no limit)",
+    )
     add_detector_arguments(p)
     p.add_argument(
         "--align", choices=("model", "on", "off"), default="model",
@@ -113,9 +116,10 @@ def _open_source(args: argparse.Namespace):
     from .sources import CameraOptions, SourceError, open_source
 
     camera = CameraOptions(args.width, args.height, args.fps, args.fourcc)
+    max_pixels = round(args.max_megapixels * 1e6) or None
     if args.source is not None:
         try:
-            return open_source(args.source, camera)
+            return open_source(args.source, camera, max_pixels=max_pixels)
         except SourceError as exc:
             raise CommandError(str(exc)) from exc
     try:
@@ -144,15 +148,7 @@ def _make_recognizer(args: argparse.Namespace):
         raise CommandError(f"--{str(exc).replace('_', '-', 1)}") from exc
     align = {"model": None, "on": True, "off": False}[args.align]
     try:
-        model = args.model
-        if getattr(args, "no_verify", False):  # loaded here: the Recognizer would check the hash
-            from edgefer.models import default_model, resolve
-
-            from .classifiers import load_classifier
-
-            model = load_classifier(default_model() if model is None else resolve(model), threads=args.threads,
-                                    flip_tta=args.flip_tta, verify=False)
-        return Recognizer(model=model, detector=args.detector, threads=args.threads, smooth=smooth,
+        return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth,
                           flip_tta=args.flip_tta, detection=detection, align=align)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc
@@ -177,7 +173,7 @@ class _Stats:
         inst = 1000.0 / loop_ms if loop_ms > 0 else 0.0
         self.fps = inst if self.fps is None else 0.9 * self.fps + 0.1 * inst
 
-    def summary(self, detector: str, dropped: int) -> str:
+    def summary(self, detector: str, dropped: int, failed: int = 0, unreadable: int = 0) -> str:
         n = max(1, self.frames)
         stages = ", ".join(f"{k} {v / n:.2f}" for k, v in self.sums.items())
         return (
@@ -185,14 +181,21 @@ class _Stats:
             f"mean ms per frame: {stages}; end-to-end {self.loop_ms / n:.2f} ms "
             f"({1000.0 * n / self.loop_ms if self.loop_ms else 0:.1f} FPS)"
             + (f"; {dropped} camera frames dropped to stay live" if dropped else "")
+            + (f"; {failed} frames skipped after errors" if failed else "")
+            + (f"; {unreadable} unreadable or oversized images skipped" if unreadable else "")
         )
 
 
 def run(args: argparse.Namespace) -> int:
     from .cli import CommandError
+    from .outputs import video_suffix_problem
 
     if args.max_frames is not None and args.max_frames < 1:
         raise CommandError("--max-frames must be at least 1")
+    if args.max_megapixels < 0:
+        raise CommandError("--max-megapixels must be at least 0 (0 = no limit)")
+    if args.save and (problem := video_suffix_problem(args.save)):
+        raise CommandError(f"--save {problem}")
     headless = args.headless
     if not headless and not has_display():
         _notice("no display ($DISPLAY is not set); running headless, JSON Lines to stdout")
@@ -211,26 +214,25 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
 
     from .cli import CommandError
     from .drawing import annotate
-    from .outputs import ImageDirSink, JsonlWriter, VideoSink, frame_record, is_video_path
+    from .outputs import ImageDirSink, JsonlWriter, VideoSink, check_outputs, frame_record, is_video_path
+    from .pipeline import FrameLoop
 
     stats = _Stats()
     window = None if headless else "edgefer"
+    jsonl_path = args.jsonl if args.jsonl is not None else ("-" if headless else None)
+    save_video = args.save if args.save and is_video_path(args.save) else None
+    save_dir = args.save if args.save and not save_video else None
+    check_outputs([p for p in (jsonl_path, save_video) if p and p != "-"], [save_dir] if save_dir else [],
+                  source.files, source.folders)
+    frames = FrameLoop(recognizer, source)
     with ExitStack() as stack:
-        jsonl_path = args.jsonl if args.jsonl is not None else ("-" if headless else None)
         jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
-        video = image_dir = None
-        if args.save:
-            if is_video_path(args.save):
-                video = stack.enter_context(VideoSink(args.save, source.fps))
-            else:
-                image_dir = stack.enter_context(ImageDirSink(args.save))
+        video = stack.enter_context(VideoSink(save_video, source.fps)) if save_video else None
+        image_dir = stack.enter_context(ImageDirSink(save_dir)) if save_dir else None
         if window:
             stack.callback(cv2.destroyAllWindows)
         t_prev = time.perf_counter()
-        for frame in source:
-            if frame.new_scene:
-                recognizer.reset()
-            result = recognizer(frame.image)
+        for frame, result in frames:
             if jsonl:
                 jsonl.write(frame_record(frame, result))
             if video or image_dir or window:
@@ -254,7 +256,7 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
                 break
     if stats.frames == 0:
         raise CommandError(f"no readable frames in {source.name}", code=1)
-    _notice(stats.summary(recognizer.detector.name, source.dropped))
+    _notice(stats.summary(recognizer.detector.name, source.dropped, frames.skipped, source.unreadable))
     return 0
 
 

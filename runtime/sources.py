@@ -10,8 +10,12 @@ pipeline pass. Files are read in order and never dropped.
 
 from __future__ import annotations
 
+import errno
 import glob as globlib
 import os
+import re
+import stat
+import struct
 import sys
 import threading
 import time
@@ -31,6 +35,11 @@ IMAGE_EXTENSIONS = frozenset(
 LIVE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt", "http", "https")
 # How long a live source may deliver nothing before it counts as disconnected.
 LIVE_STALL_S = 5.0
+# Images above this many pixels are refused before decoding: a 2.6 MB PNG of 30000x30000
+# pixels decodes to 2.7 GB of BGR (5.8 GB peak measured in cv2.imdecode), and no face
+# photo needs more than a 100-megapixel camera's frame.
+DEFAULT_MAX_PIXELS = 100_000_000
+_CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
 
 
 def _stderr_warning(message: str) -> None:
@@ -58,12 +67,19 @@ class Source:
     name: str = ""
     live: bool = False
     fps: float | None = None  # nominal rate, for writing video; None if unknown
+    files: tuple[Path, ...] = ()  # the input files it reads (outputs must never be one of them)
+    folders: tuple[Path, ...] = ()  # the folders its images come from (no annotated image goes there)
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
     @property
     def dropped(self) -> int:
+        return 0
+
+    @property
+    def unreadable(self) -> int:
+        """Inputs that could not be read and were left out, each with a warning."""
         return 0
 
     def close(self) -> None:
@@ -156,10 +172,18 @@ def _quiet_opencv() -> Iterator[None]:
 class CaptureSource(Source):
     """A cv2.VideoCapture: file (read in order) or live (camera/stream, newest frame only)."""
 
-    def __init__(self, cap: cv2.VideoCapture, name: str, live: bool, first: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        cap: cv2.VideoCapture,
+        name: str,
+        live: bool,
+        first: np.ndarray | None = None,
+        warn: Callable[[str], None] = _stderr_warning,
+    ) -> None:
         self.cap = cap
         self.name = name
         self.live = live
+        self.warn = warn
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
         self._first = first
@@ -181,12 +205,23 @@ class CaptureSource(Source):
         while True:
             ok, image = self._read()
             if not ok or image is None:
+                self._check_complete(index)
                 return
             msec = self.cap.get(cv2.CAP_PROP_POS_MSEC)
             # Some backends report the position after the frame, some 0: prefer index/fps then.
             ts = index / fps if not msec or msec <= 0 else msec / 1000.0
             yield Frame(index, round(ts, 6), image, self.name)
             index += 1
+
+    def _check_complete(self, read: int) -> None:
+        """Say so when a file ends before the frame count its header states (a truncated
+        download or copy): otherwise the run looks complete. Some containers store no count (0)."""
+        stated = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if 0 < read < stated:
+            self.warn(f"{self.name}: ended after {read} of the {stated} frames its header states "
+                      "(truncated or damaged file?)")
+        elif read == 0 and stated > 0:
+            self.warn(f"{self.name}: no frame could be decoded of the {stated} its header states")
 
     def _iter_live(self) -> Iterator[Frame]:
         self._reader = LatestFrameReader(self._read)
@@ -214,36 +249,182 @@ class CaptureSource(Source):
 
 
 class ImageSource(Source):
-    """Still images in order; unreadable files are skipped with a warning."""
+    """Still images in order; unreadable or oversized files are skipped with a warning."""
 
-    def __init__(self, paths: list[Path], name: str, warn: Callable[[str], None] = _stderr_warning) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        name: str,
+        warn: Callable[[str], None] = _stderr_warning,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.paths = paths
         self.name = name
         self.warn = warn
+        self.max_pixels = max_pixels
+        self.files = tuple(paths)
+        self.folders = tuple(dict.fromkeys(p.parent for p in paths))
         self.skipped: list[Path] = []
+
+    @property
+    def unreadable(self) -> int:
+        return len(self.skipped)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for path in self.paths:
-            image = read_image(path)
-            if image is None:
+            try:
+                image = load_image(path, self.max_pixels)
+            except UnreadableImage as exc:
                 self.skipped.append(path)
-                self.warn(f"skipping unreadable image {path}")
+                self.warn(f"skipping {exc}")
                 continue
             yield Frame(index, None, image, str(path), new_scene=True)
             index += 1
 
 
-def read_image(path: str | Path) -> np.ndarray | None:
-    """BGR image or None if the file cannot be read or decoded (never raises for bad data)."""
+class UnreadableImage(SourceError):
+    """An image file that cannot be read, decoded, or is over the decode limit."""
+
+
+def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """BGR image; raises :class:`UnreadableImage` (never cv2.error or MemoryError) for bad data.
+
+    The size in the file's header is checked against ``max_pixels`` before decoding, since
+    decoding allocates the whole bitmap first.
+    """
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # imdecode: no cv2 warnings, unicode paths
-    except OSError:
-        return None
+    except OSError as exc:
+        raise UnreadableImage(f"unreadable image {path} ({exc.strerror or exc})") from exc
     if data.size == 0:
+        raise UnreadableImage(f"unreadable image {path} (empty file)")
+    size = image_size(data[:_HEADER_BYTES].tobytes())
+    if size is not None and max_pixels and size[0] * size[1] > max_pixels:
+        w, h = size
+        raise UnreadableImage(
+            f"image {path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the decode limit of "
+            f"{max_pixels / 1e6:g} megapixels"
+        )
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except (cv2.error, MemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise UnreadableImage(f"unreadable image {path} ({first})") from exc
+    if image is None or not image.size:
+        raise UnreadableImage(f"unreadable image {path} (not a decodable image)")
+    return image
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """BGR image or None if the file cannot be read or decoded (never raises for bad data)."""
+    try:
+        return load_image(path, max_pixels)
+    except UnreadableImage:
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return image if image is not None and image.size else None
+
+
+# JPEG puts its size after any EXIF/ICC segments; 256 KiB covers the photos in shared/data
+# and phone pictures with embedded thumbnails.
+_HEADER_BYTES = 256 * 1024
+
+
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image file's first bytes, without decoding; None if unknown.
+
+    PNG, JPEG, BMP, GIF, WebP, TIFF and PNM: the formats OpenCV reads whose header is cheap
+    to parse. For anything else OpenCV's own limit applies (OPENCV_IO_MAX_IMAGE_PIXELS).
+    """
+    try:
+        for parse in (_png_size, _jpeg_size, _bmp_size, _gif_size, _webp_size, _tiff_size, _pnm_size):
+            size = parse(head)
+            if size is not None:
+                return size
+    except (struct.error, IndexError, ValueError):
+        return None
+    return None
+
+
+def _png_size(b: bytes) -> tuple[int, int] | None:
+    if b[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    w, h = struct.unpack(">II", b[16:24])
+    return int(w), int(h)
+
+
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(b: bytes) -> tuple[int, int] | None:
+    if b[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            h, w = struct.unpack(">HH", b[i + 5:i + 9])
+            return int(w), int(h)
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
+            i += 2
+            continue
+        i += 2 + struct.unpack(">H", b[i + 2:i + 4])[0]
+    return None
+
+
+def _bmp_size(b: bytes) -> tuple[int, int] | None:
+    if b[:2] != b"BM":
+        return None
+    w, h = struct.unpack("<ii", b[18:26])
+    return abs(int(w)), abs(int(h))
+
+
+def _gif_size(b: bytes) -> tuple[int, int] | None:
+    if b[:4] != b"GIF8":
+        return None
+    w, h = struct.unpack("<HH", b[6:10])
+    return int(w), int(h)
+
+
+def _webp_size(b: bytes) -> tuple[int, int] | None:
+    if b[:4] != b"RIFF" or b[8:12] != b"WEBP":
+        return None
+    chunk = b[12:16]
+    if chunk == b"VP8 ":
+        w, h = struct.unpack("<HH", b[26:30])
+        return int(w) & 0x3FFF, int(h) & 0x3FFF
+    if chunk == b"VP8L":
+        bits = struct.unpack("<I", b[21:25])[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(b[24:27], "little"), 1 + int.from_bytes(b[27:30], "little")
+    return None
+
+
+def _tiff_size(b: bytes) -> tuple[int, int] | None:
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(b[:4])
+    if order is None:
+        return None
+    (ifd,) = struct.unpack(order + "I", b[4:8])
+    (n,) = struct.unpack(order + "H", b[ifd:ifd + 2])
+    dims: dict[int, int] = {}
+    for k in range(n):
+        tag, kind, _count, value = struct.unpack(order + "HHI4s", b[ifd + 2 + 12 * k:ifd + 14 + 12 * k])
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
+            dims[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[: 2 if kind == 3 else 4])[0]
+    return (dims[256], dims[257]) if len(dims) == 2 else None
+
+
+def _pnm_size(b: bytes) -> tuple[int, int] | None:
+    if len(b) < 2 or b[:1] != b"P" or b[1:2] not in b"123456":
+        return None
+    text = re.sub(rb"#[^\n]*", b" ", b[2:512])
+    fields = text.split()
+    return int(fields[0]), int(fields[1])
 
 
 def _is_image(path: Path) -> bool:
@@ -290,7 +471,7 @@ def glob_devices() -> list[str]:
 def _apply_camera_options(cap: cv2.VideoCapture, options: CameraOptions) -> None:
     # V4L2 wants the pixel format before the size: some cameras reset the size on a format change.
     if options.fourcc:
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*options.fourcc.upper().ljust(4)[:4]))
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*options.fourcc.upper().ljust(4)[:4]))
     if options.width:
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, options.width)
     if options.height:
@@ -314,46 +495,107 @@ def _first_frame(cap: cv2.VideoCapture, timeout: float) -> np.ndarray | None:
     return None if t.is_alive() else result[0]
 
 
-def _open_capture(target: str, live: bool) -> Source:
+def _open_capture(target: str, live: bool, warn: Callable[[str], None] = _stderr_warning) -> Source:
     with _quiet_opencv():
         cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         cap.release()
         kind = "stream" if live else "video"
         raise SourceError(f"cannot open {kind} {target}")
-    return CaptureSource(cap, target, live=live)
+    source = CaptureSource(cap, target, live=live, warn=warn)
+    if not live:
+        source.files = (Path(target),)
+    return source
 
 
-def is_camera_spec(spec: str | int | None) -> bool:
+def is_camera_spec(spec: str | int | Path | None) -> bool:
     return isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit())
+
+
+def _stat_problem(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if isinstance(exc, FileNotFoundError):
+        return "a broken symbolic link"
+    return exc.strerror or str(exc)
+
+
+def _folder_images(folder: Path, warn: Callable[[str], None]) -> list[Path]:
+    """The regular image files in ``folder``, sorted; links that cannot be followed are warned about."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise SourceError(f"cannot list folder {folder}: {exc.strerror or exc}") from exc
+    images = []
+    for p in entries:
+        try:
+            mode = p.stat().st_mode
+        except OSError as exc:  # a loop or a dangling link: say so rather than skip it silently
+            warn(f"skipping {p}: {_stat_problem(exc)}")
+            continue
+        if stat.S_ISREG(mode) and _is_image(p):
+            images.append(p)
+    return images
+
+
+_FILE_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+
+
+def _special_file(path: Path, mode: int, camera: CameraOptions | None) -> Source:
+    """A path that is neither a regular file nor a folder: a camera device, a FIFO, or a refusal."""
+    device = _CAMERA_DEVICE.fullmatch(os.path.realpath(path))  # also /dev/v4l/by-id/... links
+    if device and stat.S_ISCHR(mode):
+        return open_camera(int(device.group(1)), camera)
+    if stat.S_ISFIFO(mode):  # e.g. ffmpeg writing into a named pipe: read like a file, in order
+        return _open_capture(str(path), live=False)
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    raise SourceError(f"{path} is {kind}, not a video, image, folder or camera (/dev/videoN)")
 
 
 def open_source(
     spec: str | int | Path,
     camera: CameraOptions | None = None,
     warn: Callable[[str], None] = _stderr_warning,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Source:
-    """Open whatever ``spec`` names: camera index, URL, image/video file, folder or glob."""
-    if isinstance(spec, int) or is_camera_spec(spec):
+    """Open whatever ``spec`` names: camera index or /dev/videoN, URL, image/video file, folder
+    or glob. Images over ``max_pixels`` (None or 0: no limit) are skipped before decoding."""
+    if isinstance(spec, int) or (isinstance(spec, str) and is_camera_spec(spec)):
         return open_camera(int(spec), camera)
     text = str(spec)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme:
-        return _open_capture(text, live=scheme in LIVE_URL_SCHEMES)
+        return _open_capture(text, live=scheme in LIVE_URL_SCHEMES, warn=warn)
     path = Path(text).expanduser()
-    if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.is_file() and _is_image(p))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if device := _CAMERA_DEVICE.fullmatch(text):
+            return open_camera(int(device.group(1)), camera)  # says which cameras exist
+        if path.is_symlink():
+            raise SourceError(f"{text} is a broken symbolic link") from None
+        return _open_glob(text, warn, max_pixels)
+    except OSError as exc:
+        raise SourceError(f"cannot open {text}: {_stat_problem(exc)}") from exc
+    if stat.S_ISDIR(mode):
+        images = _folder_images(path, warn)
         if not images:
             raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in folder {path}")
-        return ImageSource(images, str(path), warn)
-    if path.is_file():
-        if _is_image(path):
-            return ImageSource([path], str(path), warn)
-        return _open_capture(str(path), live=False)
-    if any(ch in text for ch in "*?["):
-        matches = sorted(Path(p) for p in globlib.glob(os.path.expanduser(text), recursive=True))
-        images = [p for p in matches if p.is_file() and _is_image(p)]
-        if not images:
-            raise SourceError(f"no images match {text}")
-        return ImageSource(images, text, warn)
-    raise SourceError(f"no such file, folder or camera: {text}")
+        return ImageSource(images, str(path), warn, max_pixels)
+    if not stat.S_ISREG(mode):
+        return _special_file(path, mode, camera)
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"cannot open {text}: permission denied")
+    if _is_image(path):
+        return ImageSource([path], str(path), warn, max_pixels)
+    return _open_capture(str(path), live=False, warn=warn)
+
+
+def _open_glob(text: str, warn: Callable[[str], None], max_pixels: int | None) -> Source:
+    if not any(ch in text for ch in "*?["):
+        raise SourceError(f"no such file, folder or camera: {text}")
+    matches = sorted(Path(p) for p in globlib.glob(os.path.expanduser(text), recursive=True))
+    images = [p for p in matches if p.is_file() and _is_image(p)]
+    if not images:
+        raise SourceError(f"no images match {text}")
+    return ImageSource(images, text, warn, max_pixels)
