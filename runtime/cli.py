@@ -1,6 +1,6 @@
 """The ``edgefer`` command line.
 
-``run``, ``models`` and ``bench`` live in the runtime. The other subcommands (train, export,
+``run``, ``serve``, ``models`` and ``bench`` live in the runtime. The other subcommands (train, export,
 eval, inspect, average) come from other edgefer packages through the ``edgefer.commands`` entry-point group, so
 the runtime never imports them: each entry point is a light ``register(subparsers)``
 function, and heavy imports happen only inside the chosen command.
@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench_cli import register as register_bench
     from .models_cli import register as register_models
     from .run_cli import register as register_run
+    from .serve_cli import register as register_serve
 
     register_run(sub)
+    register_serve(sub)
     register_models(sub)
     register_bench(sub)
     for ep in sorted(entry_points(group="edgefer.commands"), key=lambda e: e.name):

@@ -53,6 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_pipeline_arguments(p)
+    out = p.add_argument_group("outputs")
+    out.add_argument("--headless", action="store_true", help="no window; JSON Lines to stdout unless --jsonl")
+    out.add_argument("--jsonl", metavar="PATH", default=None, help="write JSON Lines to PATH ('-' for stdout)")
+    out.add_argument(
+        "--save", metavar="PATH", default=None,
+        help="write annotated output: a video (.mp4, .avi, .mkv) or, for any other name, a folder of images",
+    )
+    out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.set_defaults(func=run)
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    """Source, model, detector, smoothing and camera flags: one definition for run and serve."""
     p.add_argument(
         "--source", "-s", default=None, help="camera index, video, image, folder, glob or URL (default: 0)"
     )
@@ -64,18 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads for the classifier and BlazeFace (default: 1)")
     p.add_argument("--flip-tta", action="store_true",
                    help="also classify each face's mirror image and average (about 2x classification time)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the model file's sha256 check (for a model you edited on purpose)")
     p.add_argument(
         "--smooth", type=float, default=None, metavar="W",
         help="temporal smoothing: weight of the past in a per-face moving average, "
         "0 = off, 0.9 = very steady (default: 0.6)",
     )
-    p.add_argument("--headless", action="store_true", help="no window; JSON Lines to stdout unless --jsonl")
-    p.add_argument("--jsonl", metavar="PATH", default=None, help="write JSON Lines to PATH ('-' for stdout)")
-    p.add_argument(
-        "--save", metavar="PATH", default=None,
-        help="write annotated output: a video (.mp4, .avi, .mkv) or, for any other name, a folder of images",
-    )
-    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument(
         "--max-megapixels", type=float, default=100.0, metavar="MP",
         help="skip images larger than this, read from the file's header before decoding: "
@@ -95,7 +104,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--fourcc", default=None, metavar="CODE",
         help="capture pixel format, e.g. MJPG (USB webcams often need it for 30 fps at 640x480)",
     )
-    p.set_defaults(func=run)
 
 
 def _notice(message: str) -> None:
@@ -148,7 +156,15 @@ def _make_recognizer(args: argparse.Namespace):
         raise CommandError(f"--{str(exc).replace('_', '-', 1)}") from exc
     align = {"model": None, "on": True, "off": False}[args.align]
     try:
-        return Recognizer(model=args.model, detector=args.detector, threads=args.threads, smooth=smooth,
+        model = args.model
+        if getattr(args, "no_verify", False):  # loaded here: the Recognizer would check the hash
+            from edgefer.models import default_model, resolve
+
+            from .classifiers import load_classifier
+
+            model = load_classifier(default_model() if model is None else resolve(model), threads=args.threads,
+                                    flip_tta=args.flip_tta, verify=False)
+        return Recognizer(model=model, detector=args.detector, threads=args.threads, smooth=smooth,
                           flip_tta=args.flip_tta, detection=detection, align=align)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc

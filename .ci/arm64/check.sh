@@ -245,14 +245,15 @@ timeout 900 "${QEMU[@]}" "$HERE/emulated_check.py" selftest --clip "$CLIP" "${MO
 
 # The project's own runtime tests (tests/test_runtime_*.py) under emulation, against the wheel.
 # Deselected: the whole-clip `edgefer run` tests (minutes each emulated; step 7 covers them per model) and
-# blazeface-full on the shared photos (tiles on large photos; the selftest and step 7 run it on the clip).
+# blazeface-full on the shared photos (tiles on large photos; the selftest and step 7 run it on the clip),
+# and the browser view's server tests (real-time paced streams; pure Python, nothing arch-specific).
 if [ "${EDGEFER_ARM64_PYTEST:-1}" = 1 ] && compgen -G "$ROOT/tests/test_runtime_*.py" >/dev/null; then
   log "pytest tests/test_runtime_*.py under qemu-aarch64"
   QEMU_PREFIX=$("$HOST_PY" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' \
                 "$(command -v qemu-aarch64-static)" -cpu cortex-a72 -L "$SYSROOT")
   (cd "$ROOT" && EDGEFER_ARM64_QEMU_PREFIX=$QEMU_PREFIX timeout 1200 env \
      "PYTHONPATH=$SITE_APP:$DEPS/site:$DEPS/site-test:$HERE" "${QEMU[@]:2}" -m pytest -p qemu_subprocess \
-     -p no:cacheprovider -q -m "not network" -k "not real_video and not (photo and full)" --durations=8 \
+     -p no:cacheprovider -q -m "not network" -k "not real_video and not (photo and full) and not serve" --durations=8 \
      tests/test_runtime_*.py) \
     || die "the runtime tests failed under aarch64 emulation"
 fi
