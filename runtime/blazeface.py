@@ -305,6 +305,29 @@ def read_spec(path: Path, props: dict[str, str]) -> BlazeFaceSpec:
     return BlazeFaceSpec.from_dict(json.loads(card.read_text())["detector"])
 
 
+def check_integrity(path: Path) -> None:
+    """Refuse a detector file whose sha256 is not the one its card records.
+
+    The card beside the shipped detectors (written by ``python -m edgefer.export.detectors``)
+    lists the whole-file sha256 of the .onnx and the .tflite; a file without a card, or a card
+    without its hash, is someone's own detector and loads as it is.
+    """
+    import hashlib
+
+    from .errors import ModelError
+
+    card = path.with_suffix(".json")
+    try:
+        recorded = json.loads(card.read_text()).get("sha256", {}) if card.is_file() else {}
+    except (OSError, ValueError):
+        return  # read_spec reports an unreadable card when it needs one
+    expected = recorded.get(path.suffix.lower().lstrip(".")) if isinstance(recorded, dict) else None
+    if expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise ModelError(f"integrity check failed: its sha256 is not the {str(expected)[:12]}... "
+                         f"that {card.name} records (a damaged or edited file)")
+
+
 def open_backend(path: Path, threads: int) -> tuple[_OnnxBackend | _LiteRTBackend, BlazeFaceSpec]:
+    check_integrity(path)
     backend = _LiteRTBackend(path, threads) if path.suffix.lower() == ".tflite" else _OnnxBackend(path, threads)
     return backend, read_spec(path, backend.props)

@@ -356,3 +356,19 @@ def test_a_good_export_replaces_the_previous_model_stamped(tmp_path: Path) -> No
     assert json.loads(card_path(final).read_text())["model"] == "tiny.onnx"
     load_classifier(final)
     assert not list(tmp_path.glob(".edgefer-tmp-*"))
+
+
+def test_a_damaged_detector_file_is_refused(tmp_path: Path) -> None:
+    from edgefer.runtime.detectors import BlazeFaceDetector, DetectorError
+
+    shipped = MODELS_DIR / "detectors" / "blazeface_short.onnx"
+    model = tmp_path / shipped.name
+    shutil.copy(shipped, model)
+    shutil.copy(card_path(shipped), card_path(model))
+    BlazeFaceDetector("blazeface", model)  # an intact copy loads
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(DetectorError, match="integrity check failed") as err:
+        BlazeFaceDetector("blazeface", model)
+    assert "\n" not in str(err.value)
