@@ -268,7 +268,7 @@ def recommend(rows: Sequence[Row], tolerance: float = 0.005) -> str | None:
     r = min(keep, key=lambda r: r.end_to_end_ms[0])
     return (f"fastest pipeline that keeps accuracy: {r.key}: {_fmt(r.end_to_end_ms[0])} ms p50 "
             f"({REPORT_MS / r.end_to_end_ms[0]:.1f}x faster than the report's 45 ms), "
-            f"{r.model} scores {r.accuracy:.2%} on {r.accuracy_set} (best {best[r.accuracy_set]:.2%}); "
+            f"{r.model} scores {r.accuracy:.2%} on {r.accuracy_set} (best {best[r.accuracy_set or '']:.2%}); "
             f"edgefer run --detector {r.detector} --model {Path(r.model).stem} --threads {r.threads}")
 
 

@@ -207,6 +207,7 @@ def page() -> bytes:
 
 def _handler(hub: Hub, config: ServeConfig) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        raw_requestline: bytes  # set by BaseHTTPRequestHandler.handle_one_request
         server_version = "edgefer"
         sys_version = ""
         protocol_version = "HTTP/1.1"

@@ -82,12 +82,13 @@ def _pace(source: object) -> float | None:
 
 def run_serve(args: argparse.Namespace) -> int:
     import threading
+    from collections.abc import Iterable
 
     from .errors import UsageError
     from .pipeline import FrameLoop
     from .run_cli import _make_recognizer, _open_source
     from .serve import Hub, Server, annotated_frames, looped, publish_frames
-    from .sources import open_source
+    from .sources import Frame, open_source
 
     config = _config(args)
     recognizer = _make_recognizer(args)
@@ -99,10 +100,10 @@ def run_serve(args: argparse.Namespace) -> int:
         server = Server(hub, config)
     except OSError as exc:
         raise UsageError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
-    frames = source
-    if args.loop and args.source is not None and not getattr(source, "live", False):
+    frames: Iterable[Frame] = source
+    if args.loop and args.source is not None and not source.live:
         spec = args.source
-        frames = looped(lambda: open_source(spec))  # type: ignore[assignment]
+        frames = looped(lambda: open_source(spec))
     stop = threading.Event()
     results = annotated_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
                                dropped=lambda: source.dropped)

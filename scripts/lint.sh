@@ -8,8 +8,8 @@ bash scripts/dev_venv.sh
 # The code folders install as edgefer.runtime, edgefer.train, edgefer.export through an
 # editable-install import hook that mypy cannot follow; a tree of links gives mypy the
 # installed layout, so imports across the packages are checked too.
-tree=$(mktemp -d)
-trap 'rm -rf "$tree"' EXIT
-mkdir "$tree/edgefer"
-for d in runtime train export models; do ln -s "$PWD/$d" "$tree/edgefer/$d"; done
+# A fixed place, so that mypy's cache stays valid from one run to the next.
+tree=.cache/typecheck
+mkdir -p "$tree/edgefer"
+for d in runtime train export models; do ln -sfn "$PWD/$d" "$tree/edgefer/$d"; done
 MYPYPATH="$tree" .venv/bin/mypy -p edgefer.runtime -p edgefer.export -p edgefer.train

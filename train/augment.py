@@ -37,8 +37,8 @@ class Augmenter:
         n, h, w = faces.shape
         out = faces.astype(np.float32)
         if c.shift or c.rotate or c.scale:
-            ang = rng.uniform(-c.rotate, c.rotate, n)
-            sc = rng.uniform(1 - c.scale, 1 + c.scale, n)
+            ang = np.asarray(rng.uniform(-c.rotate, c.rotate, n))
+            sc = np.asarray(rng.uniform(1 - c.scale, 1 + c.scale, n))
             tx = rng.uniform(-c.shift, c.shift, n) * w
             ty = rng.uniform(-c.shift, c.shift, n) * h
             for i in range(n):
@@ -54,8 +54,8 @@ class Augmenter:
             mean = out.mean(axis=(1, 2), keepdims=True)
             out = (out - mean) * k + mean + b
         if c.erase:
-            for i in np.flatnonzero(rng.random(n) < c.erase):
+            for j in np.flatnonzero(rng.random(n) < c.erase):
                 eh, ew = int(rng.integers(h // 8, h // 3 + 1)), int(rng.integers(w // 8, w // 3 + 1))
                 y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
-                out[i, y0 : y0 + eh, x0 : x0 + ew] = rng.integers(0, 256)
+                out[j, y0 : y0 + eh, x0 : x0 + ew] = rng.integers(0, 256)
         return np.clip(out, 0, 255).astype(np.uint8)
