@@ -372,3 +372,16 @@ def test_a_damaged_detector_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DetectorError, match="integrity check failed") as err:
         BlazeFaceDetector("blazeface", model)
     assert "\n" not in str(err.value)
+
+
+def test_eval_refuses_a_keras_run_whose_run_json_does_not_fit_the_network(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("tensorflow")
+    from export_synthetic import train_tiny_run
+
+    run = train_tiny_run(tmp_path / "run")
+    record = json.loads((run / "run.json").read_text())
+    record["preprocess"]["size"] = [64, 64]
+    (run / "run.json").write_text(json.dumps(record))
+    assert main(["eval", str(run), "--data", str(_fer_tree(tmp_path / "fer")), "--no-timing"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not fit the preprocessing" in err and len(err.splitlines()) == 1, err

@@ -49,6 +49,20 @@ class KerasPredictor:
             if n != len(FER2013_LABELS):
                 raise ValueError(f"{path}: no run.json beside it to name its {n} outputs")
             self.info = ModelInfo(FER2013_LABELS, PreprocessSpec(), {})
+        self._check_fits()
+
+    def _check_fits(self) -> None:
+        """The same promise the runtime's loader makes: run.json describes this network's input and output."""
+        from edgefer.runtime.classifiers import expected_input
+
+        want = expected_input(self.info.preprocess)
+        got = tuple(self.model.input_shape[1:])
+        if got != want:
+            raise ValueError(f"{self.path}: the network's input {list(got)} does not fit the preprocessing "
+                             f"in run.json (gives {list(want)})")
+        if int(self.model.output_shape[-1]) != len(self.labels):
+            raise ValueError(f"{self.path}: the network has {self.model.output_shape[-1]} outputs but run.json "
+                             f"names {len(self.labels)} labels")
 
     @property
     def labels(self) -> tuple[str, ...]:
