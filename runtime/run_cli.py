@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--jsonl", metavar="PATH", default=None, help="write JSON Lines to PATH ('-' for stdout)")
     out.add_argument(
         "--save", metavar="PATH", default=None,
-        help="write annotated output: a video (.mp4, .avi, .mkv) or, for any other name, a folder of images",
+        help="write annotated output: a video (.mp4, .avi, .mkv, .mov, .m4v) or a folder of images "
+        "(a name without a suffix, or an existing folder); never an input or a source folder",
     )
     out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.set_defaults(func=run)
@@ -84,6 +85,12 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
         "--smooth", type=float, default=None, metavar="W",
         help="temporal smoothing: weight of the past in a per-face moving average, "
         "0 = off, 0.9 = very steady (default: 0.6)",
+    )
+    p.add_argument(
+        "--hysteresis", type=float, default=None, metavar="H",
+        help="a new label replaces a face's shown label once its lead over it, summed over the "
+        "frames it has led, reaches H: keeps near-ties from flickering, clear changes pass in a "
+        "frame or two; 0 = off (default: 0.5; `scripts/label_stability.py` measures the trade-off)",
     )
     p.add_argument(
         "--max-megapixels", type=float, default=100.0, metavar="MP",
@@ -145,11 +152,13 @@ def _make_recognizer(args: argparse.Namespace):
     from .detectors import DetectorError
     from .metadata import ModelError
     from .pipeline import Recognizer
-    from .tracking import DEFAULT_SMOOTH
+    from .tracking import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH
 
     smooth = DEFAULT_SMOOTH if args.smooth is None else args.smooth
     if not 0.0 <= smooth < 1.0:
         raise CommandError(f"--smooth must be in [0, 1), got {smooth}")
+    if args.hysteresis is not None and not 0.0 <= args.hysteresis <= 50.0:
+        raise CommandError(f"--hysteresis must be in [0, 50], got {args.hysteresis}")
     try:
         detection = detector_settings(vars(args))
     except ValueError as exc:
@@ -165,6 +174,7 @@ def _make_recognizer(args: argparse.Namespace):
             model = load_classifier(default_model() if model is None else resolve(model), threads=args.threads,
                                     flip_tta=args.flip_tta, verify=False)
         return Recognizer(model=model, detector=args.detector, threads=args.threads, smooth=smooth,
+                          hysteresis=DEFAULT_HYSTERESIS if args.hysteresis is None else args.hysteresis,
                           flip_tta=args.flip_tta, detection=detection, align=align)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc
@@ -242,9 +252,11 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
                   source.files, source.folders)
     frames = FrameLoop(recognizer, source)
     with ExitStack() as stack:
-        jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
+        # Opening a video or an image folder destroys nothing, opening the JSON Lines file
+        # truncates it: lock the others first, so a refusal leaves the old JSON Lines whole.
         video = stack.enter_context(VideoSink(save_video, source.fps)) if save_video else None
         image_dir = stack.enter_context(ImageDirSink(save_dir)) if save_dir else None
+        jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
         if window:
             stack.callback(cv2.destroyAllWindows)
         t_prev = time.perf_counter()

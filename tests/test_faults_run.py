@@ -239,8 +239,8 @@ def test_images_with_one_stem_get_distinct_outputs(
     assert written == ["p_same.bmp.png", "p_same.jpg", "p_same.png", "p_same.tif.png"]
     assert len(capsys.readouterr().out.splitlines()) == 4
     # the height of each output is its own source's: nothing was overwritten by a namesake
-    assert cv2.imread(str(out / "p_same.bmp.png")).shape[0] == 40
-    assert cv2.imread(str(out / "p_same.tif.png")).shape[0] == 50
+    heights = {name: np.asarray(cv2.imread(str(out / name))).shape[0] for name in written}
+    assert heights["p_same.bmp.png"] == 40 and heights["p_same.tif.png"] == 50
 
 
 def test_an_unsupported_video_suffix_is_refused_with_the_supported_list(
@@ -303,6 +303,28 @@ def test_a_stale_lock_of_a_dead_run_is_taken_over(tiny_onnx: Path, tmp_path: Pat
     assert not lock.exists()
 
 
+def test_a_save_another_live_run_holds_is_refused_and_the_old_jsonl_kept(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgefer.models import MODELS_DIR
+
+    video, jsonl = tmp_path / "annotated.mp4", tmp_path / "faces.jsonl"
+    jsonl.write_text('{"frame":0}\n')
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:  # a live process that holds the video's lock, as a running edgefer would
+        (tmp_path / f".annotated.mp4{outputs.LOCK_SUFFIX}").write_text(f"{holder.pid}\n")
+        code = main(["run", "--source", str(MODELS_DIR / "sample_face.mp4"), "--headless",
+                     "--model", str(tiny_onnx), "--save", str(video), "--jsonl", str(jsonl)])
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait()
+    errors = _error_lines(capsys.readouterr().err)
+    assert code == 2 and len(errors) == 1 and f"(PID {holder.pid})" in errors[0]
+    assert not video.exists()
+    assert jsonl.read_text() == '{"frame":0}\n'
+
+
 def test_a_lock_names_its_holder_and_refuses_a_second_holder(tmp_path: Path) -> None:
     target = tmp_path / "out.mp4"
     holder = OutputLock(target).acquire()
@@ -345,6 +367,41 @@ def test_a_frame_that_fails_is_skipped_with_a_warning_and_the_rest_processed(
         "a.png", "c_tall.png", "d.png"]
     assert "1 frames skipped after errors" in captured.err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c_tall.png", "d.png"]
+
+
+def test_a_broken_recognizer_stops_after_a_run_of_failures(tiny_onnx: Path) -> None:
+    class Broken:
+        def __call__(self, image: np.ndarray) -> pipeline.FrameResult:
+            raise RuntimeError("onnxruntime: invalid input")
+
+        def reset(self) -> None:
+            pass
+
+    frames = [sources.Frame(i, None, np.zeros((4, 4, 3), np.uint8), "x") for i in range(10)]
+    warnings: list[str] = []
+    loop = pipeline.FrameLoop(Broken(), frames, warn=warnings.append,
+                              max_consecutive_failures=3)
+    with pytest.raises(pipeline.EdgeferError, match="3 frames in a row failed"):
+        list(loop)
+    assert loop.skipped == 3 and len(warnings) == 2
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_one_line_naming_the_video(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgefer.models import MODELS_DIR
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        code = main(["run", "--source", str(MODELS_DIR / "sample_face.mp4"), "--headless",
+                     "--model", str(tiny_onnx), "--save", str(folder / "x.mp4")])
+    finally:
+        folder.chmod(0o755)
+    errors = _error_lines(capsys.readouterr().err)
+    assert code == 2 and errors == [f"edgefer run: error: cannot write {folder / 'x.mp4'}: Permission denied"]
 
 
 @pytest.mark.parametrize("detector", ["haar", "blazeface"])
