@@ -11,7 +11,8 @@ Each writer is a context manager and refuses to destroy anything:
   once ``release()`` has written its index and the file reads back with every frame. A run
   stopped by Ctrl-C, SIGTERM or SIGHUP, or by a closed stdout pipe, finishes the video of
   the frames so far (those are complete, playable results); a write error or a crash
-  leaves the previous file, and a SIGKILL leaves the previous file plus a temporary one;
+  leaves the previous file, and a SIGKILL leaves the previous file plus a temporary one
+  (and a stale lock) that the next run on that output clears;
 * annotated images are written whole or not at all (:mod:`.atomic`);
 * JSON lines are flushed one by one (a consumer tailing the file sees whole lines only).
 
@@ -35,13 +36,14 @@ import os
 import stat
 import sys
 from collections.abc import Iterable
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO
 
 import cv2
 import numpy as np
 
-from .atomic import fsync_dir, temp_sibling, write_bytes
+from .atomic import TMP_PREFIX, fsync_dir, temp_sibling, write_bytes
 from .errors import OutputError
 from .pipeline import FrameResult
 from .sources import Frame
@@ -317,7 +319,16 @@ class VideoSink:
         self._size: tuple[int, int] | None = None
         self._tmp = temp_sibling(self.path)
         self._lock = _claim(self.path)
+        if self._lock is not None:
+            self._remove_dead_temps()
         self.frames = 0
+
+    def _remove_dead_temps(self) -> None:
+        """Temporary copies of this output that a killed (SIGKILL, power cut) run left: with
+        the lock held no live run writes this name, so they are all dead runs' and can go."""
+        for tmp in self.path.parent.glob(f"{TMP_PREFIX}*-{glob_escape(self.path.name)}"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _open(self, image: np.ndarray) -> cv2.VideoWriter:
         h, w = image.shape[:2]

@@ -106,6 +106,12 @@ def test_a_killed_run_leaves_the_previous_video(long_clip: Path, tiny_onnx: Path
     proc.communicate(timeout=120)
     assert out.read_bytes() == before  # the previous video, whole, not half of the new one
     assert _frames_in(out) == (5, 5)
+    assert len(_leftovers(tmp_path)) == 2  # the dead run's temporary video and its lock
+    # the next run takes over the dead run's lock and clears its temporary file
+    subprocess.run([*CLI, "--source", str(long_clip), "--headless", "--model", str(tiny_onnx), "--save", str(out),
+                    "--max-frames", "3"], stdout=subprocess.DEVNULL, check=True, timeout=120)
+    assert _frames_in(out) == (3, 3)
+    assert _leftovers(tmp_path) == []
 
 
 def _limit_file_size() -> None:
