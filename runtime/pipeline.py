@@ -36,7 +36,7 @@ from .detectors import Detection, FaceDetector, Keypoints, make_detector
 from .errors import EdgeferError
 from .preprocess import Box, crop_faces
 from .settings import DEFAULT_DETECTOR, DetectorSettings
-from .tracking import DEFAULT_SMOOTH, IoUTracker
+from .tracking import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, IoUTracker
 
 if TYPE_CHECKING:
     from .sources import Frame
@@ -101,7 +101,8 @@ class Recognizer:
     ``detector``: a name from ``settings.DETECTORS``
     (``"blazeface"``, the default; ``"blazeface-full"``, ``"haar"``, ``"mediapipe"``) or a
     FaceDetector; ``detection`` tunes a named detector (window size, minimum face size and
-    score, maximum faces). ``smooth``: EMA weight of the past (0 = off). ``track=False``
+    score, maximum faces). ``smooth``: EMA weight of the past (0 = off); ``hysteresis``: the summed lead a new
+    label needs before it replaces the shown one (0 = the arg-max of the smoothed probabilities). ``track=False``
     gives stateless per-image results (no track ids, no smoothing). ``align``: level the
     eyes of each face crop with the detector's keypoints (None = as the model's metadata asks).
     """
@@ -112,6 +113,7 @@ class Recognizer:
         detector: str | FaceDetector = DEFAULT_DETECTOR,
         threads: int = 1,
         smooth: float = DEFAULT_SMOOTH,
+        hysteresis: float = DEFAULT_HYSTERESIS,
         track: bool = True,
         flip_tta: bool = False,
         detection: DetectorSettings | None = None,
@@ -126,7 +128,7 @@ class Recognizer:
             detector = make_detector(detector, detection, threads=threads, **options)
         self.detector = detector
         self.align = self.classifier.info.preprocess.align if align is None else bool(align)
-        self.tracker = IoUTracker(smooth=smooth) if track else None
+        self.tracker = IoUTracker(smooth=smooth, hysteresis=hysteresis) if track else None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -165,8 +167,10 @@ class Recognizer:
         if self.tracker is not None:
             ids, probs = self.tracker.update(boxes, raw)
             track_ids: list[int | None] = list(ids)
+            shown = [self.tracker.shown(i) for i in ids]
         else:
             probs, track_ids = raw, [None] * len(boxes)
+            shown = [int(np.argmax(p)) for p in raw]
         t4 = time.perf_counter()
         labels = self.labels
         faces = []
@@ -174,8 +178,8 @@ class Recognizer:
             p = probs[i]
             faces.append(
                 Face(
-                    box=tuple(int(v) for v in box),
-                    label=labels[int(np.argmax(p))],
+                    box=(int(box[0]), int(box[1]), int(box[2]), int(box[3])),
+                    label=labels[shown[i]],
                     probabilities={name: float(v) for name, v in zip(labels, p, strict=True)},
                     track_id=track_ids[i],
                     score=float(detections[i].score),

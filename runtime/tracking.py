@@ -6,6 +6,12 @@ average (EMA) of its probabilities, so the label changes only when the evidence 
 ``smooth`` is the weight of the past: 0 turns smoothing off, 0.6 (the default) means a
 new frame contributes 40%, which settles a real change within about 5 frames (0.2 s at
 25 fps) while averaging out single-frame noise.
+
+On top of the average, the *shown* label has hysteresis: another class replaces it only
+once its lead over the shown class, summed over the frames it has led, reaches
+``hysteresis``. The EMA alone lets two near-tied classes trade the label every few frames;
+the summed lead keeps those trades off the screen while a clear change passes in a frame
+or two. Defaults come from `scripts/label_stability.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 from .preprocess import Box
 
 DEFAULT_SMOOTH = 0.6
+DEFAULT_HYSTERESIS = 0.5  # summed lead a new label needs before it is shown (0 = show the arg-max)
 
 
 def _box4(box: Sequence[int]) -> Box:
@@ -42,21 +49,46 @@ class Track:
     probs: np.ndarray  # smoothed probabilities
     hits: int = 1
     missed: int = 0
+    shown: int = -1  # index of the label on screen (-1: none yet)
+    challenger: int = -1  # a class leading the smoothed probabilities but not yet shown
+    evidence: float = 0.0  # the challenger's summed lead over the shown class
+
+    def show(self, hysteresis: float) -> int:
+        """Update and return the shown label's index from the current smoothed probabilities.
+
+        A challenger replaces the shown label once its lead over it, summed over the frames
+        it has led in a row, reaches ``hysteresis``: a clear change (a lead of 0.5) passes in
+        a frame or two, a near-tie flickering between two classes never does."""
+        leader = int(np.argmax(self.probs))
+        if self.shown < 0 or hysteresis <= 0 or leader == self.shown:
+            self.shown, self.challenger, self.evidence = leader, -1, 0.0
+            return self.shown
+        if leader != self.challenger:
+            self.challenger, self.evidence = leader, 0.0
+        self.evidence += float(self.probs[leader] - self.probs[self.shown])
+        if self.evidence >= hysteresis:
+            self.shown, self.challenger, self.evidence = leader, -1, 0.0
+        return self.shown
 
 
 class IoUTracker:
     """Greedy IoU matching of detections to tracks, with EMA-smoothed probabilities.
 
     ``update`` takes this frame's boxes and raw probabilities and returns, in the same
-    order, each face's track id and smoothed probabilities. A track survives
+    order, each face's track id and smoothed probabilities; ``shown(track_id)`` is the index
+    of the label to display (with ``hysteresis``, see :meth:`Track.show`). A track survives
     ``max_missed`` frames without a match (a blink of the detector keeps its id).
     """
 
     def __init__(
-        self, iou_threshold: float = 0.3, max_missed: int = 10, smooth: float = DEFAULT_SMOOTH
+        self, iou_threshold: float = 0.3, max_missed: int = 10, smooth: float = DEFAULT_SMOOTH,
+        hysteresis: float = DEFAULT_HYSTERESIS,
     ) -> None:
         if not 0.0 <= smooth < 1.0:
             raise ValueError(f"smooth must be in [0, 1), not {smooth}")
+        if not 0.0 <= hysteresis <= 50.0:
+            raise ValueError(f"hysteresis must be in [0, 50], not {hysteresis}")
+        self.hysteresis = float(hysteresis)
         self.iou_threshold = float(iou_threshold)
         self.max_missed = int(max_missed)
         self.smooth = float(smooth)
@@ -106,11 +138,13 @@ class IoUTracker:
                 seen.add(t)
                 if track.probs.shape == probs[d].shape:
                     track.probs = self.smooth * track.probs + (1.0 - self.smooth) * probs[d]
-                else:  # a different model mid-stream: restart the average
+                else:  # a different model mid-stream: restart the average and the shown label
                     track.probs = probs[d].copy()
+                    track.shown = -1
                 track.box = _box4(box)
                 track.hits += 1
                 track.missed = 0
+            track.show(self.hysteresis)
             smoothed[d] = track.probs
             ids.append(track.track_id)
         survivors = []
@@ -122,3 +156,10 @@ class IoUTracker:
             survivors.append(track)
         self.tracks = survivors + new_tracks
         return ids, smoothed
+
+    def shown(self, track_id: int) -> int:
+        """The index of the label a track displays (after the last ``update``)."""
+        for track in self.tracks:
+            if track.track_id == track_id:
+                return track.shown
+        raise KeyError(f"no track {track_id}")

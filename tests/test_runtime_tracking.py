@@ -86,3 +86,52 @@ def test_smooth_zero_returns_raw_probabilities() -> None:
 def test_smooth_must_be_below_one() -> None:
     with pytest.raises(ValueError):
         IoUTracker(smooth=1.0)
+
+
+def _shown(tracker: IoUTracker, stream: np.ndarray) -> list[int]:
+    out = []
+    for p in stream:
+        ids, _ = tracker.update([(100, 100, 80, 80)], p[None])
+        out.append(tracker.shown(ids[0]))
+    return out
+
+
+def _near_tie(frames: int, seed: int = 1) -> np.ndarray:
+    """neutral and sad within a few points of each other, the lead changing every few frames."""
+    rng = np.random.default_rng(seed)
+    p = np.full((frames, 7), 0.02, np.float32)
+    lead = np.repeat(rng.choice([-1.0, 1.0], size=frames // 3 + 1), 3)[:frames] * 0.04
+    p[:, 6] = 0.45 + lead
+    p[:, 4] = 0.45 - lead
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_hysteresis_keeps_a_near_tie_off_the_screen() -> None:
+    stream = _near_tie(300)
+    plain = _shown(IoUTracker(smooth=0.0, hysteresis=0.0), stream)
+    held = _shown(IoUTracker(smooth=0.0, hysteresis=0.5), stream)
+    plain_changes = sum(a != b for a, b in zip(plain, plain[1:]))
+    held_changes = sum(a != b for a, b in zip(held, held[1:]))
+    assert plain_changes >= 40  # without it the label trades places all the time
+    assert held_changes <= plain_changes / 5  # only leads that last several blocks get through
+
+
+def test_hysteresis_follows_a_clear_change_within_two_frames() -> None:
+    happy, sad = np.full(7, 0.02, np.float32), np.full(7, 0.02, np.float32)
+    happy[3], sad[4] = 0.88, 0.88
+    stream = np.stack([happy] * 30 + [sad] * 30)
+    shown = _shown(IoUTracker(smooth=0.6, hysteresis=0.5), stream)
+    assert shown[29] == 3
+    delay = next(i for i, s in enumerate(shown[30:]) if s == 4)
+    assert delay <= 2, shown[28:40]
+    assert all(s == 4 for s in shown[30 + delay:])  # and it stays
+
+
+def test_hysteresis_zero_shows_the_arg_max() -> None:
+    stream = _noisy_stream(50)
+    tracker = IoUTracker(smooth=0.6, hysteresis=0.0)
+    for p in stream:
+        ids, smoothed = tracker.update([(100, 100, 80, 80)], p[None])
+        assert tracker.shown(ids[0]) == int(np.argmax(smoothed[0]))
+    with pytest.raises(ValueError):
+        IoUTracker(hysteresis=-1.0)
