@@ -2,9 +2,10 @@
 
 Standard library only (``http.server.ThreadingHTTPServer``): one thread per connection, so a
 stalled client blocks only its own thread. One pipeline thread reads the source, runs the
-recognizer, draws and JPEG-encodes each frame once and publishes it to a :class:`Hub`; every
-client waits for the *newest* frame and skips whatever it was too slow to take, so no client
-can slow the pipeline or another client.
+recognizer and publishes each result to a :class:`Hub`; every client waits for the *newest*
+frame and skips whatever it was too slow to take, so no client can slow the pipeline or
+another client. Drawing and JPEG encoding happen once per frame that some client takes,
+in the clients' threads (OpenCV releases the GIL while it works).
 
 Endpoints: ``/`` (the page, package data, no external assets), ``/stream.mjpg`` (MJPEG),
 ``/events`` (Server-Sent Events: the JSON Lines records), ``/snapshot.jpg``, ``/health``.
@@ -70,11 +71,24 @@ def with_token(config: ServeConfig) -> ServeConfig:
     return config
 
 
-@dataclass
 class Published:
-    seq: int
-    jpeg: bytes
-    record: dict
+    """One frame as the pipeline left it. Its JPEG is drawn and encoded on first request,
+    in the requesting client's thread and once for all clients: the pipeline thread never
+    pays for drawing or encoding, and with no stream client nothing is encoded at all."""
+
+    def __init__(self, seq: int, record: dict, image: np.ndarray, result: FrameResult, fps: float) -> None:
+        self.seq, self.record, self.image, self.result, self.fps = seq, record, image, result, fps
+        self._jpeg: bytes | None = None
+        self._lock = threading.Lock()
+
+    def jpeg(self, config: ServeConfig) -> bytes:
+        with self._lock:
+            if self._jpeg is None:
+                from .drawing import annotate
+
+                shown = annotate(self.image, self.result.faces, self.fps, self.result.timings_ms)
+                self._jpeg = encode_jpeg(shown, config.jpeg_quality, config.max_width)
+            return self._jpeg
 
 
 @dataclass
@@ -93,12 +107,16 @@ class Hub:
     _latest: Published | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def publish(self, jpeg: bytes, record: dict, fps: float, dropped: int) -> None:
+    def publish(self, frame: Frame, result: FrameResult, fps: float, dropped: int) -> None:
+        from .outputs import frame_record
+
+        record = frame_record(frame, result)
+        record["fps"] = round(fps, 2)
         with self._cond:
             self.frames += 1
             self.fps, self.dropped, self.status = fps, dropped, "running"
             seq = self._latest.seq + 1 if self._latest else 1
-            self._latest = Published(seq, jpeg, record)
+            self._latest = Published(seq, record, frame.image, result, fps)
             self._cond.notify_all()
 
     def finish(self, status: str) -> None:
@@ -150,13 +168,12 @@ def encode_jpeg(image: np.ndarray, quality: int, max_width: int) -> bytes:
     return buf.tobytes()
 
 
-def publish_frames(frames: Iterator[tuple[np.ndarray, dict, float, int]], hub: Hub, config: ServeConfig,
-                   stop: threading.Event) -> None:
-    """Drain ``(annotated image, record, fps, dropped)`` tuples into the hub until ``stop`` or
-    the end of the source; the hub's status then says which."""
+def publish_frames(frames: Iterable[tuple[Frame, FrameResult, float, int]], hub: Hub, stop: threading.Event) -> None:
+    """Drain ``(frame, result, fps, dropped)`` tuples into the hub until ``stop`` or the end of
+    the source; the hub's status then says which."""
     try:
-        for image, record, fps, dropped in frames:
-            hub.publish(encode_jpeg(image, config.jpeg_quality, config.max_width), record, fps, dropped)
+        for frame, result, fps, dropped in frames:
+            hub.publish(frame, result, fps, dropped)
             if stop.is_set():
                 break
         hub.finish("stopped" if stop.is_set() else "ended")
@@ -164,15 +181,12 @@ def publish_frames(frames: Iterator[tuple[np.ndarray, dict, float, int]], hub: H
         hub.finish(f"error: {type(exc).__name__}: {exc}")
 
 
-def annotated_frames(results: Iterable[tuple[Frame, FrameResult]], source_fps: float | None = None,
-                     dropped: Callable[[], int] = lambda: 0) -> Iterator[tuple[np.ndarray, dict, float, int]]:
-    """Draw each result and pair it with its JSON Lines record (plus the measured FPS).
+def paced_frames(results: Iterable[tuple[Frame, FrameResult]], source_fps: float | None = None,
+                 dropped: Callable[[], int] = lambda: 0) -> Iterator[tuple[Frame, FrameResult, float, int]]:
+    """Each result with the measured frame rate and the source's dropped-frame count.
 
     With ``source_fps`` (a video file), frames are released no faster than the clip's own
     rate, so a file plays in the page like the camera it stands in for."""
-    from .drawing import annotate
-    from .outputs import frame_record
-
     fps = 0.0
     t_prev = t_start = time.perf_counter()
     for i, (frame, result) in enumerate(results):
@@ -184,9 +198,7 @@ def annotated_frames(results: Iterable[tuple[Frame, FrameResult]], source_fps: f
         if now > t_prev:
             fps = 1.0 / (now - t_prev) if fps == 0.0 else 0.9 * fps + 0.1 / (now - t_prev)
         t_prev = now
-        record = frame_record(frame, result)
-        record["fps"] = round(fps, 2)
-        yield annotate(frame.image, result.faces, fps, result.timings_ms), record, fps, dropped()
+        yield frame, result, fps, dropped()
 
 
 def looped(open_frames: Callable[[], Source]) -> Iterator[Frame]:
@@ -276,10 +288,11 @@ def _handler(hub: Hub, config: ServeConfig) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(latest.jpeg)))
+            jpeg = latest.jpeg(config)
+            self.send_header("Content-Length", str(len(jpeg)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(latest.jpeg)
+            self.wfile.write(jpeg)
 
         def _client_stream(self, content_type: str, send: Callable[[Published], None]) -> None:
             if not hub.try_join(config.max_clients):
@@ -314,9 +327,10 @@ def _handler(hub: Hub, config: ServeConfig) -> type[BaseHTTPRequestHandler]:
 
         def _stream(self) -> None:
             def send(p: Published) -> None:
-                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(p.jpeg)}\r\n"
+                jpeg = p.jpeg(config)
+                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
                         f"X-Edgefer-Frame: {p.record.get('frame', '')}\r\n\r\n")
-                self.wfile.write(head.encode() + p.jpeg + b"\r\n")
+                self.wfile.write(head.encode() + jpeg + b"\r\n")
                 self.wfile.flush()
 
             self._client_stream(f"multipart/x-mixed-replace; boundary={BOUNDARY}", send)

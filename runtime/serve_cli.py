@@ -87,7 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from .errors import UsageError
     from .pipeline import FrameLoop
     from .run_cli import _make_recognizer, _open_source
-    from .serve import Hub, Server, annotated_frames, looped, publish_frames
+    from .serve import Hub, Server, looped, paced_frames, publish_frames
     from .sources import Frame, open_source
 
     config = _config(args)
@@ -105,9 +105,9 @@ def run_serve(args: argparse.Namespace) -> int:
         spec = args.source
         frames = looped(lambda: open_source(spec))
     stop = threading.Event()
-    results = annotated_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
+    results = paced_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
                                dropped=lambda: source.dropped)
-    worker = threading.Thread(target=publish_frames, args=(results, hub, config, stop), name="edgefer-pipeline",
+    worker = threading.Thread(target=publish_frames, args=(results, hub, stop), name="edgefer-pipeline",
                               daemon=True)
     with recognizer, source:
         worker.start()

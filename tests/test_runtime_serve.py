@@ -21,9 +21,9 @@ from edgefer.runtime.serve import (
     Hub,
     ServeConfig,
     Server,
-    annotated_frames,
     is_loopback,
     looped,
+    paced_frames,
     publish_frames,
     with_token,
 )
@@ -51,8 +51,8 @@ def serving(**options: object) -> Iterator[Running]:
     stop = threading.Event()
     with Recognizer(threads=1) as rec:
         hub.model, hub.detector, hub.labels = "fer2013.onnx", rec.detector.name, rec.labels
-        frames = annotated_frames(FrameLoop(rec, looped(lambda: open_source(CLIP))), source_fps=30.0)
-        worker = threading.Thread(target=publish_frames, args=(frames, hub, config, stop), daemon=True)
+        frames = paced_frames(FrameLoop(rec, looped(lambda: open_source(CLIP))), source_fps=30.0)
+        worker = threading.Thread(target=publish_frames, args=(frames, hub, stop), daemon=True)
         server = Server(hub, config)
         http_thread = threading.Thread(target=server.serve_forever, daemon=True)
         worker.start()
