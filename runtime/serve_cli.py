@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .outputs import JsonlWriter, VideoSink
+    from .pipeline import FrameResult
+    from .sources import Frame
 
 EPILOG = """\
 endpoints:
@@ -46,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--max-width", type=int, default=960,
                      help="wider frames are scaled down to this before encoding (default 960)")
     web.add_argument("--loop", action="store_true", help="replay a video file or image folder when it ends")
+    web.add_argument("--jsonl", metavar="PATH", default=None, help="also write the JSON Lines records to PATH")
+    web.add_argument("--save", metavar="VIDEO", default=None,
+                     help="also write the annotated frames to a video (.mp4, .avi, .mkv, .mov, .m4v)")
     add_pipeline_arguments(p)
     p.set_defaults(func=run_serve)
 
@@ -80,19 +90,46 @@ def _pace(source: object) -> float | None:
     return 1.0
 
 
+def _recorded(items: Iterable[tuple[Frame, FrameResult, float, int]], jsonl: JsonlWriter | None,
+              video: VideoSink | None) -> Iterator[tuple[Frame, FrameResult, float, int]]:
+    """Pass the frames through, writing each to the outputs first (in the pipeline thread)."""
+    from .drawing import annotate
+    from .outputs import frame_record
+
+    for frame, result, fps, dropped in items:
+        if jsonl:
+            jsonl.write(frame_record(frame, result))
+        if video:
+            video.write(annotate(frame.image, result.faces, fps, result.timings_ms))
+        yield frame, result, fps, dropped
+
+
+def _save_problem(path: str) -> str | None:
+    from .outputs import is_video_path, video_suffix_problem
+
+    problem = video_suffix_problem(path)
+    if problem:
+        return problem
+    return None if is_video_path(path) else f"{path}: serve saves one video file (.mp4, .avi, .mkv, .mov, .m4v)"
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import threading
-    from collections.abc import Iterable
+    from contextlib import ExitStack
 
     from .errors import UsageError
+    from .outputs import JsonlWriter, VideoSink, check_outputs
     from .pipeline import FrameLoop
     from .run_cli import _make_recognizer, _open_source
     from .serve import Hub, Server, looped, paced_frames, publish_frames
-    from .sources import Frame, open_source
+    from .sources import open_source
 
     config = _config(args)
+    if args.save and (problem := _save_problem(args.save)):
+        raise UsageError(f"--save {problem}")
     recognizer = _make_recognizer(args)
     source = _open_source(args)
+    check_outputs([p for p in (args.jsonl, args.save) if p], [], source.files, source.folders)
     model_path = getattr(recognizer.classifier, "path", None)
     hub = Hub(model=model_path.name if model_path else str(args.model), detector=recognizer.detector.name,
               labels=recognizer.labels)
@@ -105,11 +142,13 @@ def run_serve(args: argparse.Namespace) -> int:
         spec = args.source
         frames = looped(lambda: open_source(spec))
     stop = threading.Event()
-    results = paced_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
-                               dropped=lambda: source.dropped)
-    worker = threading.Thread(target=publish_frames, args=(results, hub, stop), name="edgefer-pipeline",
-                              daemon=True)
-    with recognizer, source:
+    with recognizer, source, ExitStack() as outputs:
+        jsonl = outputs.enter_context(JsonlWriter(args.jsonl)) if args.jsonl else None
+        video = outputs.enter_context(VideoSink(args.save, source.fps)) if args.save else None
+        results = _recorded(paced_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
+                                         dropped=lambda: source.dropped), jsonl, video)
+        worker = threading.Thread(target=publish_frames, args=(results, hub, stop), name="edgefer-pipeline",
+                                  daemon=True)
         worker.start()
         _notice(f"serving {source.name} on {server.url('/')}  (Ctrl-C stops)")
         if config.needs_token():

@@ -196,3 +196,50 @@ def test_unknown_paths_and_long_requests_are_refused() -> None:
         assert s.get("/etc/passwd").status == 404
         assert s.get("/../models/fer2013.onnx").status == 404
         assert s.get("/" + "a" * 5000).status == 414
+
+
+def test_serve_cli_writes_outputs_while_serving_and_stops_on_sigterm(tmp_path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgefer.runtime.cli", "serve", "--source", str(CLIP), "--port", "0",
+         "--jsonl", str(jsonl), "--save", str(video)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "serving" not in line:
+            line = proc.stderr.readline()
+            assert line, "edgefer serve exited before serving"
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/", line).group(1))  # type: ignore[union-attr]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            conn.request("GET", "/health")
+            if json.loads(conn.getresponse().read())["frames"] >= 10:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 143
+    finally:
+        proc.kill()
+    records = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert len(records) >= 10 and all(r["faces"] for r in records)
+    cap = cv2.VideoCapture(str(video))
+    decoded = 0
+    while cap.read()[0]:
+        decoded += 1
+    assert decoded == len(records)  # the video holds every frame the JSON Lines describe
+
+
+def test_serve_refuses_a_save_that_is_not_a_video(tmp_path) -> None:
+    from edgefer.runtime.cli import main
+
+    assert main(["serve", "--source", str(CLIP), "--save", str(tmp_path / "frames")]) == 2
+    assert main(["serve", "--source", str(CLIP), "--jsonl", str(CLIP)]) == 2  # an input of the run
