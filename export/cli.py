@@ -156,9 +156,10 @@ def run_export(args: argparse.Namespace) -> int:
                                "(or --verify-data ROOT), or --no-verify")
         source = load_source(model_path)
         labels, size = source.info.labels, source.info.preprocess.size
-        calib = load_calibration(root, labels, size, args.calib_size, args.seed) if needs_calib else None
+        calib = (load_calibration(root, labels, size, args.calib_size, args.seed)
+                 if needs_calib and root is not None else None)
         verify = None
-        if not args.no_verify:
+        if vroot is not None and not args.no_verify:
             verify = load_verification(vroot, labels, size, args.verify_size, args.seed, calib)
         out = Path(args.out) if args.out else model_path.parent / "export"
         stem = args.name or default_stem(model_path)

@@ -125,7 +125,7 @@ class HaarDetector(FaceDetector):
                 f"this OpenCV ({cv2.__version__}) has no CascadeClassifier (OpenCV 5 dropped it); "
                 "install 'opencv-python<5' (and 'opencv-contrib-python<5' if mediapipe pulled it in)"
             )
-        path = Path(cv2.data.haarcascades) / cascade
+        path = Path(cv2.data.haarcascades) / cascade  # type: ignore[attr-defined]  # cv2.data has no stub
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise DetectorError(f"cannot load the Haar cascade {path}")
@@ -176,10 +176,10 @@ class HaarDetector(FaceDetector):
                              interpolation=cv2.INTER_AREA)
         roi = cv2.equalizeHist(roi)
         lo, hi = round(bw * s / 1.35), round(bw * s * 1.35)
-        boxes, votes = self.cascade.detectMultiScale2(
+        found, found_votes = self.cascade.detectMultiScale2(
             roi, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(lo, lo), maxSize=(hi, hi)
         )
-        boxes, votes = np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)
+        boxes, votes = np.asarray(found).reshape(-1, 4), np.asarray(found_votes).reshape(-1)
         if len(boxes) == 0:
             return None
         # the candidate closest to where the face was
@@ -200,14 +200,14 @@ class HaarDetector(FaceDetector):
             small, scale = gray, 1.0
         # Equalisation makes the cascade far less sensitive to exposure, for ~0.1 ms.
         small = cv2.equalizeHist(small)
-        boxes, votes = self.cascade.detectMultiScale2(
+        found, found_votes = self.cascade.detectMultiScale2(
             small,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
             minSize=(max(self.min_size, round((self.settings.min_face or 0) * scale)),) * 2,
         )
         out = []
-        boxes, votes = np.asarray(boxes).reshape(-1, 4), np.asarray(votes).reshape(-1)
+        boxes, votes = np.asarray(found).reshape(-1, 4), np.asarray(found_votes).reshape(-1)
         for (x, y, bw, bh), n in zip(boxes, votes, strict=True):
             box = _clip_box(x / scale, y / scale, bw / scale, bh / scale, w, h)
             if box is not None:
