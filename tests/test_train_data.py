@@ -64,8 +64,8 @@ def test_fer_csv_usage_filter_and_malformed_rows(tmp_path: Path, capsys) -> None
         f"6,{_pixels(200)},Training",
         f"0,{_pixels(30)},PublicTest",
         f"9,{_pixels(30)},Training",  # label out of range
-        f"2,{_pixels(30, 99)},Training",  # 99 pixels is not square
-        "1,12 abc 7,Training",  # not numbers
+        f"2,{_pixels(30, 99)},Training",  # 99 pixels is not 48x48
+        "1,12 abc 7,Training",  # not numbers, and 3 pixels
         f"4,{_pixels(300)},Training",  # out of 0..255
     ]
     p.write_text("\n".join(rows) + "\n")
@@ -74,7 +74,8 @@ def test_fer_csv_usage_filter_and_malformed_rows(tmp_path: Path, capsys) -> None
     assert len(train) == 2
     assert train.y.tolist() == [3, 6]
     assert train.x[0].mean() == 10 and train.x[1].mean() == 200
-    assert err.count("malformed row skipped") == 4
+    assert err.count("row dropped") == 4
+    assert train.dropped == {"bad emotion index": 1, "wrong pixel count": 2, "pixel not an integer 0..255": 1}
     test = load_fer2013(p, "test")  # split names map to Usage values
     assert test.y.tolist() == [0]
 

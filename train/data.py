@@ -35,6 +35,7 @@ class Dataset:
     groups: np.ndarray | None = None  # subject ids, for subject-independent splits
     name: str = ""
     targets: np.ndarray | None = None  # soft labels (FER+ vote distributions), float32 (N, classes)
+    dropped: dict[str, int] = field(default_factory=dict)  # rows of the source left out, by reason
 
     def __len__(self) -> int:
         return len(self.y)
@@ -125,48 +126,85 @@ def load_image_folder(
     )
 
 
+FER_CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
+FER_CSV_SIDE = 48  # the Kaggle file's images are 48x48: 2304 pixels a row, no other size
+WARN_ROWS_PER_REASON = 3  # then only the count: a damaged 35,887-row file would flood the terminal
+
+
+class RowError(ValueError):
+    """A CSV row that cannot be used; ``reason`` names the count it goes to."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def parse_fer_row(row: list[str], col: dict[str, int]) -> tuple[int, np.ndarray]:
+    """(emotion, 48x48 uint8 face) of one row of the Kaggle CSV, or RowError saying why not."""
+    text = row[col["emotion"]].strip()
+    if not text.isdigit() or not 0 <= int(text) < len(FER2013_LABELS):
+        raise RowError("bad emotion index", f"emotion {text!r} is not one of 0..{len(FER2013_LABELS) - 1}")
+    values = row[col["pixels"]].split()
+    if len(values) != FER_CSV_SIDE * FER_CSV_SIDE:
+        raise RowError("wrong pixel count", f"{len(values)} pixels, expected {FER_CSV_SIDE * FER_CSV_SIDE}")
+    # Digits only: int() would also take '+5', ' 5' or '٥', float() takes 'nan' and '12.7'.
+    bad = next((v for v in values if not (v.isascii() and v.isdigit() and int(v) <= 255)), None)
+    if bad is not None:
+        raise RowError("pixel not an integer 0..255", f"pixel value {bad!r}")
+    return int(text), np.asarray(values, dtype=np.int64).astype(np.uint8).reshape(FER_CSV_SIDE, FER_CSV_SIDE)
+
+
 def load_fer_csv(
     path: str | Path, usage: str | tuple[str, ...] = "Training", size: tuple[int, int] = (48, 48)
 ) -> Dataset:
-    """Read the Kaggle ``fer2013.csv`` (emotion,pixels,Usage); rows of other usages are skipped."""
+    """Read the Kaggle ``fer2013.csv`` (emotion,pixels,Usage); rows of other usages are skipped.
+
+    A row that cannot be used is dropped, counted by reason in ``Dataset.dropped`` and reported
+    on stderr: bad or empty Usage, short row, extra column, bad emotion index, wrong pixel count,
+    pixel not an integer 0..255. Rows of a valid other Usage are not drops: they are the other splits.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV not found: {path}")
     usages = {usage} if isinstance(usage, str) else set(usage)
     xs, ys, names = [], [], []
-    bad = 0
+    dropped: Counter[str] = Counter()
     with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        if not {"emotion", "pixels"} <= cols:
-            raise DataError(f"{path}: expected columns emotion,pixels[,Usage]; found {sorted(cols)}")
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        col = {name: i for i, name in enumerate(header)}
+        if not {"emotion", "pixels"} <= col.keys() or len(col) != len(header):
+            raise DataError(f"{path}: expected columns emotion,pixels[,Usage]; found {header}")
         for line, row in enumerate(reader, start=2):
-            if "Usage" in cols and row.get("Usage") not in usages:
+            if not row:  # a blank line (a trailing newline) carries no row
                 continue
             try:
-                label = int(row["emotion"])
-                if not 0 <= label < len(FER2013_LABELS):
-                    raise ValueError(f"emotion {label} outside 0..6")
-                pix = np.asarray(row["pixels"].split(), dtype=np.float64)
-                side = int(round(np.sqrt(pix.size)))
-                if side * side != pix.size or side == 0:
-                    raise ValueError(f"{pix.size} pixels is not a square image")
-                if pix.min() < 0 or pix.max() > 255:
-                    raise ValueError("pixel values outside 0..255")
-            except (ValueError, TypeError, AttributeError) as exc:
-                bad += 1
-                _warn(f"{path.name} line {line}: malformed row skipped ({exc})")
+                if len(row) != len(col):
+                    why = "short row" if len(row) < len(col) else "extra column"
+                    raise RowError(why, f"{len(row)} fields, expected {len(col)}")
+                if "Usage" in col:
+                    use = row[col["Usage"]].strip()
+                    if use not in FER_CSV_USAGES:
+                        raise RowError("bad or empty Usage", f"Usage {use!r} is not one of {', '.join(FER_CSV_USAGES)}")
+                    if use not in usages:
+                        continue
+                label, face = parse_fer_row(row, col)
+            except RowError as exc:
+                dropped[exc.reason] += 1
+                if dropped[exc.reason] <= WARN_ROWS_PER_REASON:
+                    _warn(f"{path.name} line {line}: row dropped, {exc.reason} ({exc})")
                 continue
-            xs.append(resize_face(pix.reshape(side, side).astype(np.uint8), size))
+            xs.append(resize_face(face, size))
             ys.append(label)
             names.append(f"{path.name}:{line}")
+    if dropped:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items()))
+        _warn(f"{path.name}: {sum(dropped.values())} rows dropped ({why})")
     if not xs:
         raise DataError(f"{path}: no usable rows with Usage in {sorted(usages)}")
-    if bad:
-        _warn(f"{path.name}: {bad} malformed rows skipped")
     return Dataset(
         x=np.stack(xs), y=np.asarray(ys, np.int64), labels=FER2013_LABELS, files=names,
-        name=f"{path.stem}[{'+'.join(sorted(usages))}]",
+        name=f"{path.stem}[{'+'.join(sorted(usages))}]", dropped=dict(dropped),
     )
 
 
