@@ -63,7 +63,7 @@ def test_same_seed_same_history(tiny_data: Path, tmp_path: Path) -> None:
         cfg = TrainConfig(data=str(tiny_data), arch="ckplus", out=str(tmp_path / name), epochs=2, batch_size=8, seed=3)
         train(cfg)
         losses.append([float(r["loss"]) for r in _history(tmp_path / name)])
-    assert np.allclose(losses[0], losses[1], rtol=1e-4)
+    assert losses[0] == losses[1]  # bit for bit: batches, augmentation and dropout are seeded per epoch
 
 
 def test_run_report_has_every_analysis(tiny_data: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.atomic import atomic_path, write_bytes, write_text
 from edgefer.runtime.errors import ModelError
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
@@ -125,21 +126,22 @@ def write_averaged_run(
     if replace:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "best.keras")
+    with atomic_path(out / "best.keras") as tmp:
+        model.save(tmp)
     source = run_folder(paths[0])
     if (source / "history.csv").is_file():  # the members' training curves
-        shutil.copyfile(source / "history.csv", out / "history.csv")
+        write_bytes(out / "history.csv", (source / "history.csv").read_bytes())
     meta["averaged"] = {
         "members": [str(p) for p in paths],
         "batchnorm_faces": len(pick),
     }
-    (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(out / "run.json", json.dumps(meta, indent=2) + "\n")
     if val_ds is not None:
         from .evaluate import KerasPredictor, evaluate
 
         acc = evaluate(KerasPredictor(out / "best.keras"), val_ds).metrics.accuracy
         meta["averaged"]["val_accuracy"] = round(float(acc), 4)
-        (out / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_text(out / "run.json", json.dumps(meta, indent=2) + "\n")
         print(f"{out}: the average of {len(members)} checkpoints scores {acc:.4f} on {val_ds.name}")
     return out
 

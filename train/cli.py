@@ -76,7 +76,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default: the arch's recipe)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="train on a random subset of N images (smoke tests)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last.keras")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run folder's last.keras (or best.keras if last.keras is damaged)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow op determinism: a rerun or a resumed run gives bit-identical weights "
+                   "(may be slower on a GPU)")
     r = p.add_argument_group("recipe (all off by default: the report's plain recipe)")
     r.add_argument("--augment", action="store_true",
                    help="shifts, flips, rotation, scale, random erasing, brightness/contrast (input pipeline)")
@@ -127,6 +131,7 @@ def _train(args: argparse.Namespace) -> int:
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
         init_from=args.init_from, precision=args.precision, workers=args.workers, time_budget=args.time_budget,
         teacher=args.teacher, teacher_weight=args.teacher_weight, average_last=args.average_last,
+        deterministic=args.deterministic,
     )
     try:
         out = train(cfg)

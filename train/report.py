@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgefer.runtime.atomic import atomic_path, write_text
+
 from .data import Dataset
 from .evaluate import evaluate, load_predictor
 from .metrics import Metrics
@@ -26,6 +28,12 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save_figure(fig, out: Path, dpi: int) -> None:
+    """A picture appears whole or not at all (matplotlib picks PNG from the temp name's suffix)."""
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi)
 
 
 def plot_history(history_csv: Path, out: Path) -> Path | None:
@@ -47,7 +55,7 @@ def plot_history(history_csv: Path, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    _save_figure(fig, out, 110)
     plt.close(fig)
     return out
 
@@ -71,7 +79,7 @@ def plot_confusion(m: Metrics, out: Path) -> Path:
                 ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=8,
                         color="white" if mat[i, j] > hi / 2 else "black")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    _save_figure(fig, out, 110)
     plt.close(fig)
     return out
 
@@ -91,7 +99,7 @@ def plot_samples(data: Dataset, out: Path, per_class: int = 8, seed: int = 0) ->
                 ax.imshow(data.x[pick[j]], cmap="gray", vmin=0, vmax=255)
         axes[i, 0].set_title(name, fontsize=8, loc="left")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    _save_figure(fig, out, 100)
     plt.close(fig)
     return out
 
@@ -137,7 +145,7 @@ def _grid(images: list[np.ndarray], titles: list[str], out: Path, cmap="gray", c
             ax.imshow(im, cmap=cmap)
         ax.set_title(t, fontsize=6)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    _save_figure(fig, out, 110)
     plt.close(fig)
     return out
 
@@ -212,7 +220,7 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
         m.table(), "", "![confusion matrix](confusion.png)", "",
     ]
     plot_confusion(m, out / "confusion.png")
-    (out / "metrics.json").write_text(json.dumps(m.to_dict(), indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(m.to_dict(), indent=2) + "\n")
     plot_samples(data, out / "samples.png")
     lines += ["## Samples per class (validation data)", "", "![samples](samples.png)", ""]
     try:
@@ -228,7 +236,7 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
     except ValueError as exc:
         lines += [f"(no kernel plots: {exc})", ""]
     report = out / "report.md"
-    report.write_text("\n".join(lines))
+    write_text(report, "\n".join(lines))
     return report
 
 

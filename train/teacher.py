@@ -42,10 +42,14 @@ def ensemble_probs(models: list[str], ds: Dataset, flip: bool = True, threads: i
 
 
 def save_teacher(path: str | Path, ds: Dataset, probs: np.ndarray, sources: list[str]) -> None:
-    np.savez_compressed(
-        path, keys=np.array([file_key(f) for f in ds.files]), probs=probs.astype(np.float16),
-        labels=np.array(ds.labels), sources=np.array(sources),
-    )
+    """Written whole or not at all, to exactly ``path`` (numpy appends .npz only to a file name)."""
+    from edgefer.runtime.atomic import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(
+            fh, keys=np.array([file_key(f) for f in ds.files]), probs=probs.astype(np.float16),
+            labels=np.array(ds.labels), sources=np.array(sources),
+        )
 
 
 def load_teacher(path: str | Path, ds: Dataset) -> np.ndarray:

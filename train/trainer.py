@@ -9,19 +9,33 @@ Run folder layout::
     metrics.json    evaluation of best.keras on the validation data
     snapshots/      weights of each of the last N epochs (--average-last N)
     averaged/       a run folder of its own: the average of those snapshots (train/average.py)
+
+Every file is written whole or not at all (runtime/atomic.py). Each epoch writes history.csv,
+then best.keras and its snapshot, and last.keras last; both checkpoints carry, inside the
+.keras zip, the number of epochs they finished. A resume starts from that number, drops any
+history row after it and reruns that epoch, so a kill at any moment loses at most one epoch and
+the resumed run ends where an uninterrupted one would. Shuffling, augmentation and dropout are
+seeded from (seed, epoch), never from state that lives only in the process.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import shutil
+import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from edgefer.runtime.atomic import atomic_path, remove_stale_temps, write_text
+from edgefer.runtime.errors import ModelError
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 from .average import AVERAGED, SNAPSHOTS
@@ -56,6 +70,7 @@ class TrainConfig:
     teacher: str | None = None  # knowledge distillation: .npz of train/teacher.py
     teacher_weight: float = 0.5  # targets = (1 - w) * label + w * teacher
     average_last: int = 0  # > 0: keep the last N epochs' weights and average them (SWA) into averaged/
+    deterministic: bool = False  # TensorFlow op determinism: bit-identical reruns and resumes
     preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
 
@@ -79,11 +94,103 @@ def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
 
 
 def finished_epochs(history: Path) -> int:
-    """Rows of a run's history.csv: the epochs it finished (0 if it has none yet)."""
+    """Rows of a run's history.csv: the epochs it finished (0 if it has none yet).
+
+    Only for run folders written before checkpoints carried their epoch; see ``checkpoint_epoch``.
+    """
+    return len(read_history(history))
+
+
+def read_history(history: Path) -> list[dict[str, str]]:
     if not history.is_file():
-        return 0
-    with history.open() as fh:
-        return sum(1 for _ in csv.DictReader(fh))
+        return []
+    with history.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_history(history: Path, rows: list[dict]) -> None:
+    """The whole history.csv in one atomic write (it is a few kB even after 300 epochs)."""
+    fields = ["epoch", *sorted({k for r in rows for k in r} - {"epoch"})]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(history, buf.getvalue())
+
+
+STATE_ENTRY = "edgefer_state.json"  # inside a .keras zip; Keras ignores entries it does not know
+PAUSE_ENV = "EDGEFER_TEST_PAUSE_CHECKPOINT"
+
+
+def save_checkpoint(model, path: Path, epochs_done: int) -> None:
+    """``model`` (with its optimizer) and the number of epochs it finished, in one atomic write."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr(STATE_ENTRY, json.dumps({"epochs_done": epochs_done}))
+        _test_pause(path, epochs_done, tmp)
+
+
+def _test_pause(path: Path, epochs_done: int, tmp: Path) -> None:
+    """Test hook: with EDGEFER_TEST_PAUSE_CHECKPOINT=<file name>:<epoch>, the write of that
+    checkpoint stops before its rename, prints a marker and sleeps, so a test can kill the
+    process at exactly that point (tests/test_faults_train.py)."""
+    if os.environ.get(PAUSE_ENV) == f"{path.name}:{epochs_done}":
+        print(f"EDGEFER_TEST_PAUSED {tmp}", flush=True)
+        time.sleep(3600)
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """Epochs finished by the checkpoint ``path``; None if it predates that record.
+
+    Raises ModelError for a file that is empty or not a .keras zip (a checkpoint cut short by
+    a kill before writes were atomic).
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelError(f"{path} is empty (0 bytes)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            if STATE_ENTRY not in z.namelist():
+                return None
+            return int(json.loads(z.read(STATE_ENTRY))["epochs_done"])
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path} is not a readable Keras checkpoint ({size} bytes: {exc})") from exc
+
+
+def resume_point(out: Path) -> tuple[Any, Path, int] | None:
+    """(model, checkpoint, epochs it finished) to continue ``out`` from; None if it has no checkpoint.
+
+    last.keras first; if it is unreadable, best.keras (it carries the optimizer too), which
+    reruns the epochs after it. A run folder of the old layout (no epoch in the checkpoint)
+    counts its history rows, as it always did.
+    """
+    import keras
+
+    problems = []
+    for name in ("last.keras", "best.keras"):
+        path = out / name
+        if not path.is_file():
+            continue
+        try:
+            done = checkpoint_epoch(path)
+            if done is None and name == "best.keras":
+                raise ModelError(f"{path} does not record its epoch")
+            model = keras.models.load_model(path)
+        except ModelError as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # Keras raises ValueError, OSError or h5py errors for a damaged file
+            problems.append(f"{path} does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+            continue
+        if done is None:
+            done = finished_epochs(out / "history.csv")
+        if problems:
+            print(f"warning: {problems[0]}; resuming from {name} after epoch {done}", file=sys.stderr)
+        return model, path, done
+    if problems:
+        raise ModelError(f"cannot resume {out}: {'; '.join(problems)} (train without --resume to start over)")
+    return None
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -102,6 +209,8 @@ def train(cfg: TrainConfig) -> Path:
 
     t_start = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        _enable_determinism()
     keras.mixed_precision.set_global_policy(cfg.precision)
     train_ds, val_ds, val_desc = load_splits(cfg)
     if cfg.limit:
@@ -134,12 +243,20 @@ def train(cfg: TrainConfig) -> Path:
 
     val_seq = _batches(val_ds, spec, 256, n_cls, workers=cfg.workers)
     start_epoch = 0
-    last = out / "last.keras"
-    if cfg.resume and last.is_file():
-        start_epoch = finished_epochs(out / "history.csv")
+    for folder in (out, out / SNAPSHOTS):
+        if folder.is_dir() and (n := remove_stale_temps(folder)):
+            print(f"{folder}: removed {n} unfinished file(s) of an interrupted write")
+    found = resume_point(out) if cfg.resume else None
+    if found:
+        model, _, start_epoch = found
         if cfg.time_budget and run_json.is_file():  # the schedule in last.keras spans the epochs fitted then
             epochs = json.loads(run_json.read_text())["config"]["epochs"]
-        model = keras.models.load_model(last)
+        rows = read_history(out / "history.csv")
+        if len(rows) > start_epoch:  # epochs whose checkpoint never landed: they run again
+            write_history(out / "history.csv", rows[:start_epoch])
+        for snap in (out / SNAPSHOTS).glob("epoch_*.weights.h5"):  # an average takes only epochs that run
+            if snap.name[6:9].isdigit() and int(snap.name[6:9]) > start_epoch:
+                snap.unlink()
         print(f"resuming {out} after epoch {start_epoch}")
     else:
         if cfg.resume:
@@ -193,26 +310,25 @@ def train(cfg: TrainConfig) -> Path:
             from .transfer import lineage
 
             meta["init_from"] = lineage(cfg.init_from)
-        run_json.write_text(json.dumps(meta, indent=2) + "\n")
+        write_text(run_json, json.dumps(meta, indent=2) + "\n")
     else:
         _record_extension(run_json, start_epoch, epochs, cfg.average_last)
 
-    train_seq = train_batches(start_epoch)
     best_so_far = _best_val(out / "history.csv")
     callbacks = [
+        _epoch_seeds(cfg.seed),
         _epoch_timer(),
         *([_deadline(t_start + cfg.time_budget)] if cfg.time_budget else []),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
-        keras.callbacks.ModelCheckpoint(str(last)),
-        keras.callbacks.ModelCheckpoint(
-            str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        *([_snapshots(out / SNAPSHOTS, epochs - cfg.average_last)] if cfg.average_last else []),
+        _run_checkpoints(out, best_so_far, epochs - cfg.average_last if cfg.average_last else None),
     ]
     if start_epoch < epochs:
+        steps = len(train_batches(start_epoch))
         model.fit(
-            train_seq, validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch,
+            # shuffle=False: FaceBatches shuffles by (seed, epoch); Keras would also reorder the
+            # batches with Python's global random state, which a resumed process does not share.
+            _epoch_stream(train_batches, start_epoch, epochs, steps, cfg.workers), steps_per_epoch=steps,
+            shuffle=False,
+            validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch,
             callbacks=callbacks, verbose=2 if not _is_tty() else 1,
         )
     else:
@@ -236,7 +352,7 @@ def _record_extension(run_json: Path, after_epoch: int, epochs: int, average_las
         return
     ext = {"after_epoch": after_epoch, "epochs": epochs, "average_last": average_last}
     meta["extended"] = [*meta.get("extended", []), ext]
-    run_json.write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(run_json, json.dumps(meta, indent=2) + "\n")
     print(f"extending the run after epoch {after_epoch}: --epochs {epochs} --average-last {average_last}")
 
 
@@ -332,21 +448,102 @@ def _deadline(t_end: float):
     return Deadline()
 
 
-def _snapshots(folder: Path, after_epoch: int):
-    """Saves the weights (no optimizer: 5 MB, not 15) of every epoch after ``after_epoch``."""
+def _epoch_stream(batches_of, first: int, epochs: int, steps: int, workers: int):
+    """Epochs ``first``..``epochs - 1`` of training batches as one stream: item k is batch
+    k % steps of epoch first + k // steps, whichever thread asks for it and whenever.
+
+    Feeding Keras one FaceBatches and letting its on_epoch_end advance the shuffle is not
+    reproducible: Keras opens (and tf.data starts prefetching) the next epoch's iterator before
+    it calls on_epoch_end, and calls on_epoch_end once more when fit starts, so how many of an
+    epoch's batches came from the previous order depended on thread timing. Measured (with the
+    Keras batch shuffle that fit(shuffle=False) now turns off): a run resumed after epoch 1 had
+    weights 0.006 away from an uninterrupted run's after epoch 2; with both fixed, 0.
+    """
     import keras
 
-    class Snapshots(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch + 1 > after_epoch:
-                folder.mkdir(exist_ok=True)
-                self.model.save_weights(folder / f"epoch_{epoch + 1:03d}.weights.h5")
+    class EpochStream(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=workers, use_multiprocessing=False)
+            self._epochs: dict[int, object] = {}
 
-    return Snapshots()
+        def __len__(self) -> int:
+            return (epochs - first) * steps
+
+        def __getitem__(self, k: int):
+            epoch = first + k // steps
+            seq = self._epochs.get(epoch)
+            if seq is None:  # two threads may both build it: the same batches either way
+                seq = self._epochs[epoch] = batches_of(epoch)
+                self._epochs.pop(epoch - 2, None)
+            return seq[k % steps]  # type: ignore[index]
+
+    return EpochStream()
+
+
+def _run_checkpoints(out: Path, best_so_far: float | None, snapshots_after: int | None):
+    """Each epoch: its history row, best.keras if it improved, its snapshot, then last.keras.
+
+    last.keras goes last because a resume trusts the epoch it records: a kill before it lands
+    leaves the previous last.keras, and the files written ahead of it are rewritten when that
+    epoch runs again. Snapshots are weights only (no optimizer: 5 MB, not 15).
+    """
+    import keras
+
+    class RunCheckpoints(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = best_so_far
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            done = epoch + 1
+            history = out / "history.csv"
+            rows = [r for r in read_history(history) if int(r["epoch"]) < epoch]
+            write_history(history, [*rows, {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}])
+            acc = logs.get("val_accuracy")
+            if acc is not None and (self.best is None or float(acc) > self.best):
+                self.best = float(acc)
+                save_checkpoint(self.model, out / "best.keras", done)
+            if snapshots_after is not None and done > snapshots_after:
+                (out / SNAPSHOTS).mkdir(exist_ok=True)
+                with atomic_path(out / SNAPSHOTS / f"epoch_{done:03d}.weights.h5") as tmp:
+                    self.model.save_weights(tmp)
+            save_checkpoint(self.model, out / "last.keras", done)
+
+    return RunCheckpoints()
+
+
+def _epoch_seeds(seed: int):
+    """Re-seeds every dropout (Keras SeedGenerator) from (seed, epoch) at each epoch's start.
+
+    A .keras checkpoint does not restore SeedGenerator state (measured: a reloaded Dropout
+    starts from a fresh seed and counter 0), so without this a resumed run would drop other
+    units than an uninterrupted one from the first resumed step on.
+    """
+    import keras
+
+    class EpochSeeds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+            for i, v in enumerate(states):
+                base = np.random.default_rng((seed, epoch, i)).integers(0, 2**31 - 1)
+                v.assign(np.array([base, 0], dtype=v.dtype))
+
+    return EpochSeeds()
+
+
+def _enable_determinism() -> None:
+    """TensorFlow's CPU/GPU kernels may sum in any order across threads; this pins it."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def _epoch_timer():
-    """Adds epoch_seconds to the logs; listed before CSVLogger so history.csv records it."""
+    """Adds epoch_seconds to the logs; listed before the checkpoint callback so history.csv records it."""
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
