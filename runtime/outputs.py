@@ -30,12 +30,14 @@ A JSON line per frame::
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import io
 import json
 import os
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO
@@ -262,14 +264,17 @@ class JsonlWriter:
         return self.path if self._own else "stdout"
 
     def write(self, record: dict) -> None:
+        self._write_text(json.dumps(record, separators=(",", ":")) + "\n")
+        self.lines += 1
+
+    def _write_text(self, text: str) -> None:
         try:
-            self._fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._fh.write(text)
             self._fh.flush()  # a consumer tailing the file (or a crash) sees whole lines only
         except BrokenPipeError:
             raise  # the reader went away (`| head`): the CLI ends quietly
         except OSError as exc:
             raise OutputError(f"cannot write {self._where}: {_why(exc)}") from exc
-        self.lines += 1
 
     def close(self) -> None:
         try:
@@ -293,6 +298,40 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CsvWriter(JsonlWriter):
+    """One CSV row per face per frame: where it was, what it showed, every class probability.
+
+    Columns: frame, timestamp, source, track_id, x, y, w, h, score, label, then one per label
+    (the smoothed probabilities, as in the JSON Lines). A frame without faces has no row.
+    Same locking and error handling as the JSON Lines writer."""
+
+    def __init__(self, path: str | Path, labels: Sequence[str]) -> None:
+        super().__init__(path)
+        self.labels = tuple(labels)
+        self._write_text(self._row(["frame", "timestamp", "source", "track_id", "x", "y", "w", "h", "score",
+                                    "label", *self.labels]))
+
+    @staticmethod
+    def _row(cells: Iterable[object]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(cells)
+        return buf.getvalue()
+
+    def write(self, record: dict) -> None:
+        rows = []
+        for face in record["faces"]:
+            probs = face["probabilities"]
+            ts = record["timestamp"]
+            rows.append(self._row([
+                record["frame"], "" if ts is None else round(ts, 3), record["source"],
+                "" if face["track_id"] is None else face["track_id"], *face["box"], face["score"], face["label"],
+                *(probs.get(name, "") for name in self.labels),
+            ]))
+        if rows:
+            self._write_text("".join(rows))
+        self.lines += len(rows)
 
 
 def _finishes(exc_type: type[BaseException] | None) -> bool:

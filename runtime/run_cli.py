@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write annotated output: a video (.mp4, .avi, .mkv, .mov, .m4v) or a folder of images "
         "(a name without a suffix, or an existing folder); never an input or a source folder",
     )
+    out.add_argument("--csv", metavar="PATH", default=None,
+                     help="one CSV row per face per frame: frame, timestamp, track id, box, score, label "
+                     "and every class probability")
+    out.add_argument("--summary", metavar="DIR", default=None,
+                     help="when the run ends (Ctrl-C too): DIR/tracks.csv and tracks.json (per face: when "
+                     "seen, dominant emotion, share of time in each) and DIR/emotions.png (each face's "
+                     "emotions over time)")
     out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.set_defaults(func=run)
 
@@ -240,16 +247,18 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
 
     from .cli import CommandError
     from .drawing import annotate
-    from .outputs import ImageDirSink, JsonlWriter, VideoSink, check_outputs, frame_record, is_video_path
+    from .outputs import CsvWriter, ImageDirSink, JsonlWriter, VideoSink, check_outputs, frame_record, is_video_path
     from .pipeline import FrameLoop
+    from .summary import RunSummary
 
     stats = _Stats()
     window = None if headless else "edgefer"
     jsonl_path = args.jsonl if args.jsonl is not None else ("-" if headless else None)
     save_video = args.save if args.save and is_video_path(args.save) else None
     save_dir = args.save if args.save and not save_video else None
-    check_outputs([p for p in (jsonl_path, save_video) if p and p != "-"], [save_dir] if save_dir else [],
-                  source.files, source.folders)
+    check_outputs([p for p in (jsonl_path, save_video, args.csv) if p and p != "-"],
+                  [d for d in (save_dir, args.summary) if d], source.files, source.folders)
+    summary = RunSummary(recognizer.labels, source.name) if args.summary else None
     frames = FrameLoop(recognizer, source)
     with ExitStack() as stack:
         # Opening a video or an image folder destroys nothing, opening the JSON Lines file
@@ -257,12 +266,21 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
         video = stack.enter_context(VideoSink(save_video, source.fps)) if save_video else None
         image_dir = stack.enter_context(ImageDirSink(save_dir)) if save_dir else None
         jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
+        table = stack.enter_context(CsvWriter(args.csv, recognizer.labels)) if args.csv else None
+        if summary:  # written however the loop ends: Ctrl-C keeps what was seen so far
+            stack.callback(lambda: _notice(f"summary: {', '.join(str(p) for p in summary.write(args.summary))}"))
         if window:
             stack.callback(cv2.destroyAllWindows)
         t_prev = time.perf_counter()
         for frame, result in frames:
-            if jsonl:
-                jsonl.write(frame_record(frame, result))
+            if jsonl or table or summary:
+                record = frame_record(frame, result)
+                if jsonl:
+                    jsonl.write(record)
+                if table:
+                    table.write(record)
+                if summary:
+                    summary.add(record)
             if video or image_dir or window:
                 shown = annotate(frame.image, result.faces, stats.fps, result.timings_ms)
                 if video:
