@@ -89,4 +89,24 @@ assert {d for d, _ in pairs} == {"blazeface", "blazeface-full", "haar"}, pairs
 assert all(m.endswith(".onnx") for _, m in pairs), "a .tflite row without LiteRT installed"
 assert main(["bench", "--compare", out, out]) == 0
 print(f"ok [plain install, edgefer bench --quick]: {len(rows)} pipelines, JSON valid")
+
+# edgefer serve with no extras: the page, a snapshot and /health from a real server process.
+import re, signal, subprocess, time, urllib.request
+clip = os.path.join(sys.argv[1], "sadtalker_WDA_KatieHill_000.mp4")
+proc = subprocess.Popen([sys.executable, "-m", "edgefer.runtime.cli", "serve", "--source", clip, "--loop",
+                         "--port", "0"], stderr=subprocess.PIPE, text=True)
+line = ""
+while "serving" not in line:
+    line = proc.stderr.readline()
+    assert line, "edgefer serve exited before serving"
+base = re.search(r"(http://127\.0\.0\.1:\d+)/", line).group(1)
+time.sleep(3)
+health = json.loads(urllib.request.urlopen(base + "/health", timeout=10).read())
+page = urllib.request.urlopen(base + "/", timeout=10).read()
+jpeg = urllib.request.urlopen(base + "/snapshot.jpg", timeout=10).read()
+proc.send_signal(signal.SIGTERM)
+assert proc.wait(30) == 143
+assert health["status"] == "running" and health["frames"] > 0, health
+assert b"EventSource" in page and jpeg[:2] == b"\xff\xd8"
+print(f"ok [plain install, edgefer serve]: {health['frames']} frames in 3 s, page and snapshot served")
 PY
