@@ -104,8 +104,33 @@ def base_card(path: Path, run: dict, model: Any) -> dict:
     return card
 
 
+def _candidates(path: str | Path) -> list[Path]:
+    """The file to export, then what to fall back on: a run folder's last.keras after its
+    best.keras (a checkpoint emptied by a crash must not block the export)."""
+    first = resolve_model_path(path)
+    fallback = first.parent / "last.keras"
+    return [first, fallback] if Path(path).is_dir() and first.name == "best.keras" and fallback.is_file() else [first]
+
+
+def _load_first(candidates: list[Path]):  # -> (keras.Model, Path)
+    from edgefer.train.checkpoints import load_inference_model
+
+    for i, candidate in enumerate(candidates):
+        try:
+            # float32 even for a mixed_bfloat16 run; the optimizer state is irrelevant for export.
+            return load_inference_model(candidate), candidate
+        except Exception as exc:  # keras raises many types for a bad file
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if i + 1 == len(candidates):
+                raise SourceError(f"{candidate}: Keras cannot load it: {why}") from exc
+            print(f"warning: {candidate}: Keras cannot load it ({why}); exporting {candidates[i + 1].name} "
+                  "instead, the run's last epoch rather than its best", file=sys.stderr)
+    raise SourceError("no model to export")
+
+
 def load_source(path: str | Path) -> SourceModel:
-    model_path = resolve_model_path(path)
+    candidates = _candidates(path)
+    model_path = candidates[0]
     run_json = model_path.parent / "run.json"
     run: dict = {}
     if run_json.is_file():
@@ -117,13 +142,9 @@ def load_source(path: str | Path) -> SourceModel:
     with captured_native_output("importing Keras"):  # TensorFlow's start-up log lines
         import keras  # noqa: F401 - imported here so its start-up log lines are captured
 
-        from edgefer.train.checkpoints import load_inference_model
+        import edgefer.train.checkpoints  # noqa: F401 - its Keras imports log too
 
-    try:
-        # float32 even for a mixed_bfloat16 run; the optimizer state is irrelevant for export.
-        model = load_inference_model(model_path)
-    except Exception as exc:  # keras raises many types for a bad file
-        raise SourceError(f"{model_path}: Keras cannot load it: {str(exc).splitlines()[0]}") from exc
+    model, model_path = _load_first(candidates)
 
     if run:
         labels = tuple(run.get("labels") or ())

@@ -385,3 +385,20 @@ def test_eval_refuses_a_keras_run_whose_run_json_does_not_fit_the_network(tmp_pa
     assert main(["eval", str(run), "--data", str(_fer_tree(tmp_path / "fer")), "--no-timing"]) == 2
     err = capsys.readouterr().err.strip()
     assert "does not fit the preprocessing" in err and len(err.splitlines()) == 1, err
+
+
+def test_export_falls_back_to_last_keras_when_best_is_empty(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    keras = pytest.importorskip("keras")
+    from edgefer.export.source import load_source
+
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
+    model.save(tmp_path / "last.keras")
+    (tmp_path / "best.keras").write_bytes(b"")  # what an in-place write killed at the wrong moment left
+    (tmp_path / "run.json").write_text(json.dumps({"labels": list(FER2013_LABELS),
+                                                   "preprocess": json.loads(PreprocessSpec().to_json())}))
+    source = load_source(tmp_path)
+    assert source.path == tmp_path / "last.keras"
+    assert "best.keras: Keras cannot load it" in capsys.readouterr().err
+    (tmp_path / "last.keras").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"last\.keras: Keras cannot load it"):
+        load_source(tmp_path)

@@ -68,13 +68,18 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+def _present(image: np.ndarray | None) -> np.ndarray:
+    assert image is not None  # callers keep only the images that decoded
+    return image
+
+
 def read_gray(path: Path, size: tuple[int, int]) -> np.ndarray | None:
     """Decode any image (any depth) to uint8 gray at ``size``; None if unreadable."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         return None
     if img.dtype != np.uint8:
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)  # type: ignore[call-overload]  # dst=None is documented; the stub lacks it
     return resize_face(to_gray(img), size)
 
 
@@ -118,7 +123,7 @@ def load_image_folder(
     for i in set(range(len(paths))) - set(keep):
         _warn(f"unreadable image skipped: {paths[i]}")
     return Dataset(
-        x=np.stack([images[i] for i in keep]) if keep else np.zeros((0, *size), np.uint8),
+        x=np.stack([_present(images[i]) for i in keep]) if keep else np.zeros((0, *size), np.uint8),
         y=ys[keep] if keep else np.zeros(0, np.int64),
         labels=labels,
         files=[str(paths[i]) for i in keep],
@@ -298,7 +303,7 @@ def load_ferplus(root: str | Path, split: str, size: tuple[int, int] = (48, 48))
         _warn(f"unreadable image skipped: {paths[i]}")
     targets = np.stack([votes[i] for i in keep]).astype(np.float32)
     return Dataset(
-        x=np.stack([images[i] for i in keep]),
+        x=np.stack([_present(images[i]) for i in keep]),
         y=targets.argmax(axis=1).astype(np.int64),
         labels=FERPLUS_LABELS,
         files=[str(paths[i]) for i in keep],
@@ -310,6 +315,8 @@ def load_ferplus(root: str | Path, split: str, size: tuple[int, int] = (48, 48))
 def ckplus_split(ds: Dataset, split: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) indices of a CK+ dataset: ``random`` or ``subject`` (no shared subject)."""
     if split == "subject":
+        if ds.groups is None:
+            raise ValueError(f"{ds.name}: the subject split needs subject ids in the file names")
         return group_split(ds.groups, fraction, seed)
     if split == "random":
         return random_split(len(ds), fraction, seed)

@@ -91,7 +91,8 @@ def plot_samples(data: Dataset, out: Path, per_class: int = 8, seed: int = 0) ->
     fig, axes = plt.subplots(k, per_class, figsize=(per_class * 0.9, k * 1.0))
     for i, name in enumerate(data.labels):
         idx = np.flatnonzero(data.y == i)
-        pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        pick: np.ndarray = (rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx)
+                            else np.zeros(0, np.int64))
         for j in range(per_class):
             ax = axes[i, j]
             ax.axis("off")
@@ -182,6 +183,8 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
     else:
         from .evaluate_cli import load_eval_data
 
+        if args is None:
+            raise ValueError(f"{model}: not a run folder with run.json; give the data to evaluate on")
         data, desc = load_eval_data(args)
         desc = data.name
     predictor = load_predictor(model)
