@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.atomic import write_text
+
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "face_boxes.json"
 IOU_MATCH = 0.4
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(tuple(args.detectors), args.labels)
     print("\n".join(markdown(results)))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_text(args.json, json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.runtime.atomic import write_text
+
 REPO = Path(__file__).resolve().parents[1]
 REPORT_FRAME_MS = 45.0  # the report's live loop: Keras model.predict per face, per frame
 TARGET_FRAME_MS = 5.0  # end to end, 640x480, one face, one thread, fastest detector
@@ -388,7 +390,7 @@ def render_session(session_path: Path, output: Path) -> Path:
             test, _, reason = line.partition(": ")
             skipped.setdefault(reason, {})[test] = None
     lines = [f"{reason} ({', '.join(f'`{t}`' for t in tests)})" for reason, tests in skipped.items()]
-    output.write_text(render({**session, "skipped": lines}, results))
+    write_text(output, render({**session, "skipped": lines}, results))
     return output
 
 

