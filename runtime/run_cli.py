@@ -70,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "seen, dominant emotion, share of time in each) and DIR/emotions.png (each face's "
                      "emotions over time)")
     out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress on stderr for files and folders (a bar on a terminal, else a line every 5 s)")
     p.set_defaults(func=run)
 
 
@@ -249,6 +251,7 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
     from .drawing import annotate
     from .outputs import CsvWriter, ImageDirSink, JsonlWriter, VideoSink, check_outputs, frame_record, is_video_path
     from .pipeline import FrameLoop
+    from .progress import Progress
     from .summary import RunSummary
 
     stats = _Stats()
@@ -271,6 +274,10 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
             stack.callback(lambda: _notice(f"summary: {', '.join(str(p) for p in summary.write(args.summary))}"))
         if window:
             stack.callback(cv2.destroyAllWindows)
+        total = min(source.total or 0, args.max_frames or source.total or 0)
+        progress = Progress(total, source.name.rsplit("/", 1)[-1]) if total > 1 and not args.no_progress else None
+        if progress:
+            stack.callback(progress.close)
         t_prev = time.perf_counter()
         for frame, result in frames:
             if jsonl or table or summary:
@@ -298,6 +305,8 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
             t_now = time.perf_counter()
             stats.add(result.timings_ms, len(result.faces), (t_now - t_prev) * 1e3)
             t_prev = t_now
+            if progress:
+                progress.update(stats.frames + frames.skipped)
             if args.max_frames and stats.frames >= args.max_frames:
                 break
     if stats.frames == 0:

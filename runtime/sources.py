@@ -78,6 +78,11 @@ class Source:
         return 0
 
     @property
+    def total(self) -> int | None:
+        """How many frames the source will give, where that is known in advance (files)."""
+        return None
+
+    @property
     def unreadable(self) -> int:
         """Inputs that could not be read and were left out, each with a warning."""
         return 0
@@ -213,6 +218,11 @@ class CaptureSource(Source):
             yield Frame(index, round(ts, 6), image, self.name)
             index += 1
 
+    @property
+    def total(self) -> int | None:
+        stated = 0 if self.live else int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return stated if stated > 0 else None
+
     def _check_complete(self, read: int) -> None:
         """Say so when a file ends before the frame count its header states (a truncated
         download or copy): otherwise the run looks complete. Some containers store no count (0)."""
@@ -269,6 +279,10 @@ class ImageSource(Source):
     @property
     def unreadable(self) -> int:
         return len(self.skipped)
+
+    @property
+    def total(self) -> int | None:
+        return len(self.paths)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
