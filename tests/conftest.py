@@ -10,8 +10,13 @@ from helpers import SHARED_DATA, build_tiny_onnx, first_frames
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A valid 7-class edgefer ONNX classifier (48x48x1 NHWC), built once per session."""
-    return build_tiny_onnx(tmp_path_factory.mktemp("models") / "tiny.onnx")
+    """A valid 7-class edgefer ONNX classifier (48x48x1 NHWC), built once per session and
+    stamped with its integrity hash like an exported model (so no test sees the unhashed warning)."""
+    from edgefer.runtime.metadata import stamp
+
+    path = build_tiny_onnx(tmp_path_factory.mktemp("models") / "tiny.onnx")
+    stamp(path)
+    return path
 
 
 @pytest.fixture(scope="session")
