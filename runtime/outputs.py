@@ -354,7 +354,7 @@ class VideoSink:
         if problem or self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise OutputError(problem or f"{self.path} is not a video name ({', '.join(sorted(VIDEO_SUFFIXES))})")
         self.fps = float(fps) if fps and fps > 0 else 25.0
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: cv2.VideoWriter | _H264Writer | None = None
         self._size: tuple[int, int] | None = None
         self._tmp = temp_sibling(self.path)
         self._lock = _claim(self.path)
@@ -377,6 +377,16 @@ class VideoSink:
             self._tmp.touch()
         except OSError as exc:
             raise OutputError(f"cannot write video {self.path}: {_why(exc)}") from exc
+        if self.path.suffix.lower() in _H264_SUFFIXES:
+            if _h264_available():
+                # yuv420p halves the chroma resolution: H.264 needs even sides.
+                self._size = (w - w % 2, h - h % 2)
+                try:
+                    return _H264Writer(self._tmp, self.fps, self._size)
+                except Exception as exc:  # PyAV raises its own error types
+                    raise OutputError(f"cannot write video {self.path}: {exc}") from exc
+            _notice_once("no H.264 encoder (pip install 'edgefer[video]'): writing MPEG-4 Part 2, "
+                         "which most players open but browsers do not")
         code = _FOURCC_BY_SUFFIX[self.path.suffix.lower()]
         writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*code), self.fps, self._size)
         if not writer.isOpened():
@@ -388,17 +398,23 @@ class VideoSink:
             self._writer = self._open(image)
         if (image.shape[1], image.shape[0]) != self._size:  # still images of mixed sizes
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        with _quiet_opencv():  # FFmpeg's per-frame warnings on a full disk: checked in close()
-            self._writer.write(image)
+        try:
+            with _quiet_opencv():  # FFmpeg's per-frame warnings on a full disk: checked in close()
+                self._writer.write(image)
+        except OSError as exc:  # PyAV reports a full disk at once (OpenCV's writer never does)
+            raise OutputError(f"cannot write video {self.path}: {_why(exc)}") from exc
         self.frames += 1
 
     def close(self, finish: bool = True) -> None:
         """Release the writer; with ``finish``, check the file and rename it into place."""
         try:
             if self._writer is not None:
-                with _quiet_opencv():
-                    self._writer.release()  # writes the MP4 index: without it the file is unplayable
-                self._writer = None
+                writer, self._writer = self._writer, None
+                try:
+                    with _quiet_opencv():
+                        writer.release()  # writes the MP4 index: without it the file is unplayable
+                except OSError as exc:
+                    raise OutputError(f"cannot write video {self.path}: {_why(exc)}") from exc
                 if finish and self.frames:
                     self._check_complete()
                     self._publish()
@@ -444,6 +460,52 @@ class VideoSink:
             self.close(finish=_finishes(exc_type))
         except OutputError as err:  # keep the exit status of what stopped the run
             print(f"warning: {err}", file=sys.stderr)
+
+
+# Containers that carry H.264 for browsers and players; .avi keeps MJPG (what OpenCV writes).
+_H264_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv"})
+_NOTICES: set[str] = set()
+
+
+def _notice_once(message: str) -> None:
+    if message not in _NOTICES:
+        _NOTICES.add(message)
+        print(f"edgefer: {message}", file=sys.stderr)
+
+
+def _h264_available() -> bool:
+    """PyAV (the ``video`` extra) with its bundled libx264: OpenCV's wheels encode no H.264."""
+    try:
+        import av
+    except ImportError:
+        return False
+    return "libx264" in av.codecs_available
+
+
+class _H264Writer:
+    """H.264 (libx264, yuv420p, CRF 23) through PyAV, with cv2.VideoWriter's write/release."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        from fractions import Fraction
+
+        import av
+
+        self._av = av
+        self.container = av.open(str(path), mode="w")
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self.stream.width, self.stream.height = size
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": "23", "preset": "veryfast"}
+
+    def write(self, image: np.ndarray) -> None:
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def release(self) -> None:
+        for packet in self.stream.encode():  # flush the encoder's delayed frames
+            self.container.mux(packet)
+        self.container.close()
 
 
 def _free_bytes(folder: Path) -> int | None:

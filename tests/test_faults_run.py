@@ -115,10 +115,10 @@ def test_a_killed_run_leaves_the_previous_video(long_clip: Path, tiny_onnx: Path
 
 
 def _limit_file_size() -> None:
-    # A 300 kB file-size limit stands in for a full disk: writes past it fail with EFBIG
+    # A 30 kB file-size limit (under one H.264 key frame of the clip) stands in for a full disk: writes past it fail with EFBIG
     # the way they fail with ENOSPC (the signal it would send is ignored, as a full disk sends none).
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
 
 
 def test_full_disk_exits_2_naming_the_video_and_keeps_the_previous_one(

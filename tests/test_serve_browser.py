@@ -58,3 +58,30 @@ def test_page_shows_stream_labels_and_chart() -> None:
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_saved_h264_plays_in_chromium(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+    pytest.importorskip("av", reason="the video extra (PyAV) writes the H.264")
+    from edgefer.models import MODELS_DIR
+    from edgefer.runtime.cli import main
+
+    chromium = _chromium()
+    video = tmp_path / "annotated.mp4"
+    assert main(["run", "--source", str(MODELS_DIR / "sample_face.mp4"), "--headless", "--jsonl",
+                 str(tmp_path / "o.jsonl"), "--save", str(video), "--no-progress"]) == 0
+    page_file = tmp_path / "play.html"
+    page_file.write_text('<video id="v" src="annotated.mp4" muted></video>')
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            page.wait_for_function("() => { const v = document.getElementById('v'); "
+                                   "return v.error !== null || v.readyState >= 2; }", timeout=30_000)
+            state = page.evaluate("() => { const v = document.getElementById('v'); "
+                                  "return {error: v.error && v.error.code, w: v.videoWidth, d: v.duration}; }")
+        finally:
+            browser.close()
+    assert state["error"] is None and state["w"] == 320, state
+    assert state["d"] == pytest.approx(4.0, abs=0.2), state  # 60 frames at 15 fps
