@@ -369,7 +369,7 @@ class VideoSink:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def _open(self, image: np.ndarray) -> cv2.VideoWriter:
+    def _open(self, image: np.ndarray) -> cv2.VideoWriter | _H264Writer:
         h, w = image.shape[:2]
         self._size = (w, h)
         try:  # a real OSError (EACCES, ENOSPC, EROFS) before OpenCV hides it behind isOpened()
@@ -586,6 +586,52 @@ class ImageDirSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Suffixes --save may name for the one annotated image of a single-image source.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+class ImageFileSink:
+    """The annotated image of a one-image source, at exactly the path given (whole or not at all)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = _claim(self.path)
+        self.frames = 0
+
+    def write(self, image: np.ndarray, frame: Frame) -> Path:
+        if self.frames:
+            raise OutputError(f"--save {self.path} names one image, but the source gave a second frame")
+        ok, encoded = cv2.imencode(self.path.suffix, image)
+        if not ok:
+            raise OutputError(f"cannot write image {self.path}: OpenCV cannot encode {self.path.suffix}")
+        try:
+            write_bytes(self.path, encoded.tobytes())
+        except OSError as exc:
+            raise OutputError(f"cannot write image {self.path}: {_why(exc)}") from exc
+        self.frames += 1
+        return self.path
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> ImageFileSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def single_image_save(save: str | Path | None, source: str | Path | None) -> bool:
+    """``--save out.png`` for ``--source photo.jpg``: one image in, that one image out."""
+    if not save or source is None:
+        return False
+    src = Path(str(source))
+    return (Path(save).suffix.lower() in IMAGE_SUFFIXES and not Path(save).is_dir()
+            and src.suffix.lower() in IMAGE_SUFFIXES and src.is_file())
 
 
 def is_video_path(path: str | Path) -> bool:

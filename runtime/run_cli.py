@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from .settings import add_detector_arguments, detector_settings
+from .settings import OVERLAYS, add_detector_arguments, detector_settings
 
 EPILOG = """\
 sources:
@@ -112,6 +112,11 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
         help="turn each face crop so its eyes are level (needs detector keypoints: blazeface, "
         "blazeface-full, mediapipe): as the model's metadata asks, on or off  (default: model)",
     )
+    view = p.add_argument_group("what annotated frames show")
+    view.add_argument("--overlay", choices=OVERLAYS, default="full",
+                      help="per face: box, label and confidence bars (full), box and label, or nothing "
+                      "(labels and panels are placed where they cover no other face; default: full)")
+    view.add_argument("--no-stats", action="store_true", help="leave out the FPS and per-stage ms band")
     cam = p.add_argument_group("camera options")
     cam.add_argument("--width", type=int, default=None, help="requested capture width, e.g. 640")
     cam.add_argument("--height", type=int, default=None, help="requested capture height, e.g. 480")
@@ -223,13 +228,13 @@ class _Stats:
 
 def run(args: argparse.Namespace) -> int:
     from .cli import CommandError
-    from .outputs import video_suffix_problem
+    from .outputs import single_image_save, video_suffix_problem
 
     if args.max_frames is not None and args.max_frames < 1:
         raise CommandError("--max-frames must be at least 1")
     if args.max_megapixels < 0:
         raise CommandError("--max-megapixels must be at least 0 (0 = no limit)")
-    if args.save and (problem := video_suffix_problem(args.save)):
+    if args.save and not single_image_save(args.save, args.source) and (problem := video_suffix_problem(args.save)):
         raise CommandError(f"--save {problem}")
     headless = args.headless
     if not headless and not has_display():
@@ -249,7 +254,17 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
 
     from .cli import CommandError
     from .drawing import annotate
-    from .outputs import CsvWriter, ImageDirSink, JsonlWriter, VideoSink, check_outputs, frame_record, is_video_path
+    from .outputs import (
+        CsvWriter,
+        ImageDirSink,
+        ImageFileSink,
+        JsonlWriter,
+        VideoSink,
+        check_outputs,
+        frame_record,
+        is_video_path,
+        single_image_save,
+    )
     from .pipeline import FrameLoop
     from .progress import Progress
     from .summary import RunSummary
@@ -257,9 +272,10 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
     stats = _Stats()
     window = None if headless else "edgefer"
     jsonl_path = args.jsonl if args.jsonl is not None else ("-" if headless else None)
-    save_video = args.save if args.save and is_video_path(args.save) else None
-    save_dir = args.save if args.save and not save_video else None
-    check_outputs([p for p in (jsonl_path, save_video, args.csv) if p and p != "-"],
+    save_file = args.save if single_image_save(args.save, args.source) else None
+    save_video = args.save if args.save and not save_file and is_video_path(args.save) else None
+    save_dir = args.save if args.save and not save_video and not save_file else None
+    check_outputs([p for p in (jsonl_path, save_video, save_file, args.csv) if p and p != "-"],
                   [d for d in (save_dir, args.summary) if d], source.files, source.folders)
     summary = RunSummary(recognizer.labels, source.name) if args.summary else None
     frames = FrameLoop(recognizer, source)
@@ -267,7 +283,11 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
         # Opening a video or an image folder destroys nothing, opening the JSON Lines file
         # truncates it: lock the others first, so a refusal leaves the old JSON Lines whole.
         video = stack.enter_context(VideoSink(save_video, source.fps)) if save_video else None
-        image_dir = stack.enter_context(ImageDirSink(save_dir)) if save_dir else None
+        image_dir: ImageDirSink | ImageFileSink | None = None
+        if save_dir:
+            image_dir = stack.enter_context(ImageDirSink(save_dir))
+        elif save_file:
+            image_dir = stack.enter_context(ImageFileSink(save_file))
         jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
         table = stack.enter_context(CsvWriter(args.csv, recognizer.labels)) if args.csv else None
         if summary:  # written however the loop ends: Ctrl-C keeps what was seen so far
@@ -289,7 +309,8 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
                 if summary:
                     summary.add(record)
             if video or image_dir or window:
-                shown = annotate(frame.image, result.faces, stats.fps, result.timings_ms)
+                shown = annotate(frame.image, result.faces, stats.fps, result.timings_ms, overlay=args.overlay,
+                                 stats=not args.no_stats)
                 if video:
                     video.write(shown)
                 if image_dir:

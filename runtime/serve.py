@@ -48,6 +48,8 @@ class ServeConfig:
     max_clients: int = 8  # concurrent /stream.mjpg and /events connections
     jpeg_quality: int = 80
     max_width: int = 960  # frames wider than this are scaled down before encoding
+    overlay: str = "full"  # drawing.OVERLAYS
+    stats: bool = True
 
     def needs_token(self) -> bool:
         return not is_loopback(self.host)
@@ -86,7 +88,8 @@ class Published:
             if self._jpeg is None:
                 from .drawing import annotate
 
-                shown = annotate(self.image, self.result.faces, self.fps, self.result.timings_ms)
+                shown = annotate(self.image, self.result.faces, self.fps, self.result.timings_ms,
+                                 overlay=config.overlay, stats=config.stats)
                 self._jpeg = encode_jpeg(shown, config.jpeg_quality, config.max_width)
             return self._jpeg
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .outputs import JsonlWriter, VideoSink
     from .pipeline import FrameResult
+    from .serve import ServeConfig
     from .sources import Frame
 
 EPILOG = """\
@@ -77,7 +78,8 @@ def _config(args: argparse.Namespace):  # -> ServeConfig
     if args.max_clients < 1:
         raise UsageError(f"--max-clients {args.max_clients}: at least 1")
     return with_token(ServeConfig(host=args.host, port=args.port, token=args.token, max_clients=args.max_clients,
-                                  jpeg_quality=args.jpeg_quality, max_width=args.max_width))
+                                  jpeg_quality=args.jpeg_quality, max_width=args.max_width,
+                                  overlay=args.overlay, stats=not args.no_stats))
 
 
 def _pace(source: object) -> float | None:
@@ -91,7 +93,7 @@ def _pace(source: object) -> float | None:
 
 
 def _recorded(items: Iterable[tuple[Frame, FrameResult, float, int]], jsonl: JsonlWriter | None,
-              video: VideoSink | None) -> Iterator[tuple[Frame, FrameResult, float, int]]:
+              video: VideoSink | None, config: ServeConfig) -> Iterator[tuple[Frame, FrameResult, float, int]]:
     """Pass the frames through, writing each to the outputs first (in the pipeline thread)."""
     from .drawing import annotate
     from .outputs import frame_record
@@ -100,7 +102,8 @@ def _recorded(items: Iterable[tuple[Frame, FrameResult, float, int]], jsonl: Jso
         if jsonl:
             jsonl.write(frame_record(frame, result))
         if video:
-            video.write(annotate(frame.image, result.faces, fps, result.timings_ms))
+            video.write(annotate(frame.image, result.faces, fps, result.timings_ms, overlay=config.overlay,
+                                 stats=config.stats))
         yield frame, result, fps, dropped
 
 
@@ -146,7 +149,7 @@ def run_serve(args: argparse.Namespace) -> int:
         jsonl = outputs.enter_context(JsonlWriter(args.jsonl)) if args.jsonl else None
         video = outputs.enter_context(VideoSink(args.save, source.fps)) if args.save else None
         results = _recorded(paced_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
-                                         dropped=lambda: source.dropped), jsonl, video)
+                                         dropped=lambda: source.dropped), jsonl, video, config)
         worker = threading.Thread(target=publish_frames, args=(results, hub, stop), name="edgefer-pipeline",
                                   daemon=True)
         worker.start()

@@ -11,6 +11,7 @@ from typing import Any
 
 DETECTORS = ("blazeface", "blazeface-full", "haar", "mediapipe")
 DEFAULT_DETECTOR = "blazeface"
+OVERLAYS = ("full", "label", "none")  # per face: box + label + bars; box + label; nothing
 
 
 def _flag(help_text: str, metavar: str, kind: type) -> Any:

@@ -96,8 +96,10 @@ class IoUTracker:
         self._next_id = 1
 
     def reset(self) -> None:
-        """Forget all tracks (a new, unrelated image); ids keep counting up."""
+        """Forget all tracks (a new, unrelated image): its faces are #1, #2, ... again, since
+        an id that kept counting across unrelated photos read as the same person."""
         self.tracks = []
+        self._next_id = 1
 
     def _match(self, boxes: Sequence[Box]) -> dict[int, int]:
         """detection index -> track index, best IoU pairs first."""

@@ -115,8 +115,9 @@ def test_a_killed_run_leaves_the_previous_video(long_clip: Path, tiny_onnx: Path
 
 
 def _limit_file_size() -> None:
-    # A 30 kB file-size limit (under one H.264 key frame of the clip) stands in for a full disk: writes past it fail with EFBIG
-    # the way they fail with ENOSPC (the signal it would send is ignored, as a full disk sends none).
+    # A 30 kB file-size limit (under one H.264 key frame of the clip) stands in for a full
+    # disk: writes past it fail with EFBIG the way they fail with ENOSPC (the signal it
+    # would send is ignored, as a full disk sends none).
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
 

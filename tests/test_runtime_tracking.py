@@ -135,3 +135,11 @@ def test_hysteresis_zero_shows_the_arg_max() -> None:
         assert tracker.shown(ids[0]) == int(np.argmax(smoothed[0]))
     with pytest.raises(ValueError):
         IoUTracker(hysteresis=-1.0)
+
+
+def test_reset_starts_ids_again() -> None:
+    tracker = IoUTracker()
+    p = np.full((2, 7), 1 / 7, np.float32)
+    assert tracker.update([(0, 0, 10, 10), (50, 50, 10, 10)], p)[0] == [1, 2]
+    tracker.reset()
+    assert tracker.update([(200, 200, 10, 10)], p[:1])[0] == [1]

@@ -57,3 +57,16 @@ def test_h264_needs_even_sides_and_gets_them(tmp_path: Path) -> None:
     cap = cv2.VideoCapture(str(out))
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
     cap.release()
+
+
+def test_save_of_a_single_image_writes_that_one_file(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    frame = cv2.VideoCapture(str(CLIP)).read()[1]
+    cv2.imwrite(str(photo), frame)
+    out = tmp_path / "annotated.png"
+    assert main(["run", "--source", str(photo), "--headless", "--jsonl", str(tmp_path / "o.jsonl"),
+                 "--save", str(out)]) == 0
+    shown = cv2.imread(str(out))
+    assert out.is_file() and shown.shape == frame.shape and not np.array_equal(shown, frame)
+    assert main(["run", "--source", str(photo), "--headless", "--jsonl", str(tmp_path / "o.jsonl"),
+                 "--save", str(photo)]) == 2  # never onto the input
