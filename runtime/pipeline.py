@@ -144,6 +144,9 @@ class Recognizer:
         return self.process(image)
 
     def process(self, image: np.ndarray) -> FrameResult:
+        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+            got = "None (cv2.imread gives None for a missing or unreadable file)" if image is None else repr(image)[:60]
+            raise ValueError(f"cannot read image: expected a BGR array, got {got}")
         if self.tracker is None:  # stateless use: nothing may carry over from the last image
             self.detector.reset()
         t0 = time.perf_counter()
