@@ -10,6 +10,7 @@ are installed. Speed is never asserted here: the numbers describe the machine.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -154,6 +155,7 @@ def available_models(models: Iterable[str | Path] | None = None) -> tuple[list[P
     return ok, skipped
 
 
+@functools.cache  # every pipeline with this model asks; the card is read once
 def card_accuracy(path: Path) -> tuple[float | None, str | None]:
     """The model's PublicTest accuracy as its card records it (measured by ``edgefer eval``)."""
     from .metadata import read_model_info

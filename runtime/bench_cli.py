@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -44,19 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_bench)
 
 
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _csv(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
 
 
 def _threads(text: str | None) -> list[int]:
     from .errors import UsageError
+    from .machine import usable_cores
 
     if not text:
-        return sorted({1, _usable_cores()})
+        return sorted({1, usable_cores()})
     try:
         values = sorted({int(t) for t in _csv(text)})
     except ValueError:

@@ -69,8 +69,13 @@ def load_average() -> float | None:
         return None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container or taskset can allow fewer than exist)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def describe() -> dict:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     return {
         "cpu": cpu_model(),
         "arch": platform.machine(),

@@ -48,7 +48,7 @@ import numpy as np
 from .atomic import TMP_PREFIX, fsync_dir, temp_sibling, write_bytes
 from .errors import OutputError
 from .pipeline import FrameResult
-from .sources import Frame
+from .sources import Frame, quiet_opencv
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v"})
 _FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -399,7 +399,7 @@ class VideoSink:
         if (image.shape[1], image.shape[0]) != self._size:  # still images of mixed sizes
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         try:
-            with _quiet_opencv():  # FFmpeg's per-frame warnings on a full disk: checked in close()
+            with quiet_opencv():  # FFmpeg's per-frame warnings on a full disk: checked in close()
                 self._writer.write(image)
         except OSError as exc:  # PyAV reports a full disk at once (OpenCV's writer never does)
             raise OutputError(f"cannot write video {self.path}: {_why(exc)}") from exc
@@ -411,7 +411,7 @@ class VideoSink:
             if self._writer is not None:
                 writer, self._writer = self._writer, None
                 try:
-                    with _quiet_opencv():
+                    with quiet_opencv():
                         writer.release()  # writes the MP4 index: without it the file is unplayable
                 except OSError as exc:
                     raise OutputError(f"cannot write video {self.path}: {_why(exc)}") from exc
@@ -516,18 +516,18 @@ def _free_bytes(folder: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-@contextlib.contextmanager
-def _quiet_opencv():
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+
+
+def _write_image(path: Path, image: np.ndarray) -> Path:
+    """Encode ``image`` in the format ``path``'s suffix names and write it whole or not at all."""
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OutputError(f"cannot write image {path}: OpenCV cannot encode {path.suffix}")
     try:
-        yield
-    finally:
-        logging.setLogLevel(previous)
+        write_bytes(path, encoded.tobytes())
+    except OSError as exc:
+        raise OutputError(f"cannot write image {path}: {_why(exc)}") from exc
+    return path
 
 
 class ImageDirSink:
@@ -565,14 +565,7 @@ class ImageDirSink:
         return name
 
     def write(self, image: np.ndarray, frame: Frame) -> Path:
-        path = self.folder / self.name_for(frame)
-        ok, encoded = cv2.imencode(path.suffix, image)
-        if not ok:
-            raise OutputError(f"cannot write image {path}: OpenCV cannot encode {path.suffix}")
-        try:
-            write_bytes(path, encoded.tobytes())
-        except OSError as exc:
-            raise OutputError(f"cannot write image {path}: {_why(exc)}") from exc
+        path = _write_image(self.folder / self.name_for(frame), image)
         self.frames += 1
         return path
 
@@ -603,13 +596,7 @@ class ImageFileSink:
     def write(self, image: np.ndarray, frame: Frame) -> Path:
         if self.frames:
             raise OutputError(f"--save {self.path} names one image, but the source gave a second frame")
-        ok, encoded = cv2.imencode(self.path.suffix, image)
-        if not ok:
-            raise OutputError(f"cannot write image {self.path}: OpenCV cannot encode {self.path.suffix}")
-        try:
-            write_bytes(self.path, encoded.tobytes())
-        except OSError as exc:
-            raise OutputError(f"cannot write image {self.path}: {_why(exc)}") from exc
+        _write_image(self.path, image)
         self.frames += 1
         return self.path
 

@@ -21,7 +21,6 @@ whole source through a Recognizer, skipping (and counting) the frames that fail:
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .detectors import Detection, FaceDetector, Keypoints, make_detector
 from .errors import EdgeferError
 from .preprocess import Box, crop_faces
 from .settings import DEFAULT_DETECTOR, DetectorSettings
+from .sources import stderr_warning
 from .tracking import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, IoUTracker
 
 if TYPE_CHECKING:
@@ -209,10 +209,6 @@ class Recognizer:
         self.close()
 
 
-def _stderr_warning(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
 class FrameLoop:
     """Frames of a source through a Recognizer: an iterable of (frame, result).
 
@@ -227,7 +223,7 @@ class FrameLoop:
         self,
         recognizer: Recognizer,
         frames: Iterable[Frame],
-        warn: Callable[[str], None] = _stderr_warning,
+        warn: Callable[[str], None] = stderr_warning,
         max_consecutive_failures: int = 25,
     ) -> None:
         self.recognizer = recognizer

@@ -31,6 +31,9 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
+from .drawing import annotate
+from .outputs import frame_record
+
 if TYPE_CHECKING:
     from .pipeline import FrameResult
     from .sources import Frame, Source
@@ -86,8 +89,6 @@ class Published:
     def jpeg(self, config: ServeConfig) -> bytes:
         with self._lock:
             if self._jpeg is None:
-                from .drawing import annotate
-
                 shown = annotate(self.image, self.result.faces, self.fps, self.result.timings_ms,
                                  overlay=config.overlay, stats=config.stats)
                 self._jpeg = encode_jpeg(shown, config.jpeg_quality, config.max_width)
@@ -111,8 +112,6 @@ class Hub:
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def publish(self, frame: Frame, result: FrameResult, fps: float, dropped: int) -> None:
-        from .outputs import frame_record
-
         record = frame_record(frame, result)
         record["fps"] = round(fps, 2)
         with self._cond:

@@ -42,7 +42,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 _CAMERA_DEVICE = re.compile(r"/dev/video(\d+)")
 
 
-def _stderr_warning(message: str) -> None:
+def stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
@@ -160,8 +160,9 @@ class LatestFrameReader:
 
 
 @contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own multi-line warnings while probing a device; we print one line."""
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own multi-line warnings (probing a device, FFmpeg's per-frame
+    complaints); the caller says what went wrong in one line."""
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging is None:
         yield
@@ -183,7 +184,7 @@ class CaptureSource(Source):
         name: str,
         live: bool,
         first: np.ndarray | None = None,
-        warn: Callable[[str], None] = _stderr_warning,
+        warn: Callable[[str], None] = stderr_warning,
     ) -> None:
         self.cap = cap
         self.name = name
@@ -240,7 +241,7 @@ class CaptureSource(Source):
             item = self._reader.get(timeout=LIVE_STALL_S)
             if item is None:
                 if not self._reader.ended:
-                    _stderr_warning(f"{self.name}: no frame for {LIVE_STALL_S:.0f} s; treating it as ended")
+                    stderr_warning(f"{self.name}: no frame for {LIVE_STALL_S:.0f} s; treating it as ended")
                 return
             index, t, image = item
             start = t if start is None else start
@@ -265,7 +266,7 @@ class ImageSource(Source):
         self,
         paths: list[Path],
         name: str,
-        warn: Callable[[str], None] = _stderr_warning,
+        warn: Callable[[str], None] = stderr_warning,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.paths = paths
@@ -462,7 +463,7 @@ def open_camera(index: int, options: CameraOptions | None = None, first_frame_ti
         backend = cv2.CAP_V4L2
     else:
         backend = cv2.CAP_ANY
-    with _quiet_opencv():
+    with quiet_opencv():
         cap = cv2.VideoCapture(index, backend)
         if not cap.isOpened():
             cap.release()
@@ -509,8 +510,8 @@ def _first_frame(cap: cv2.VideoCapture, timeout: float) -> np.ndarray | None:
     return None if t.is_alive() else result[0]
 
 
-def _open_capture(target: str, live: bool, warn: Callable[[str], None] = _stderr_warning) -> Source:
-    with _quiet_opencv():
+def _open_capture(target: str, live: bool, warn: Callable[[str], None] = stderr_warning) -> Source:
+    with quiet_opencv():
         cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         cap.release()
@@ -569,7 +570,7 @@ def _special_file(path: Path, mode: int, camera: CameraOptions | None) -> Source
 def open_source(
     spec: str | int | Path,
     camera: CameraOptions | None = None,
-    warn: Callable[[str], None] = _stderr_warning,
+    warn: Callable[[str], None] = stderr_warning,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Source:
     """Open whatever ``spec`` names: camera index or /dev/videoN, URL, image/video file, folder
