@@ -135,19 +135,33 @@ def eye_angle(keypoints: Sequence[tuple[float, float]]) -> float:
 MIN_ALIGN_DEGREES = 2.0
 
 
-def crop_face(gray: np.ndarray, box: Box, spec: PreprocessSpec,
+def crop_face(image: np.ndarray, box: Box, spec: PreprocessSpec,
               keypoints: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
-    """One gray face crop (the expanded box), eye-levelled when keypoints are given."""
-    x, y, w, h = expand_box(box, spec.margin, gray.shape)
+    """One gray face crop (the expanded box), eye-levelled when keypoints are given.
+
+    Only the pixels the crop reads are converted to gray (a 640x480 frame's conversion is a
+    third of the preprocessing time of one face); the result is the same as converting the
+    whole frame first, as the conversion is per pixel.
+    """
+    x, y, w, h = expand_box(box, spec.margin, image.shape)
     if w == 0 or h == 0:
-        raise ValueError(f"box {box} lies outside the {gray.shape[1]}x{gray.shape[0]} frame")
+        raise ValueError(f"box {box} lies outside the {image.shape[1]}x{image.shape[0]} frame")
     angle = eye_angle(keypoints) if keypoints and len(keypoints) >= 2 else 0.0
     if abs(angle) < MIN_ALIGN_DEGREES:
-        return resize_face(gray[y : y + h, x : x + w], spec.size)
+        return resize_face(to_gray(image[y : y + h, x : x + w]), spec.size)
     # rotate about the box centre (counter-clockwise by the tilt) and cut the box out in one warp
     m = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, 1.0)
     m[:, 2] -= (x, y)
-    upright = cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # the frame pixels the warp samples: the rotated box's bounds, plus one pixel for bilinear
+    # interpolation, clipped to the frame (so border replication still starts at the frame's edge)
+    inverse = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ inverse.T
+    fh, fw = image.shape[:2]
+    sx0, sy0 = max(0, int(np.floor(corners[:, 0].min())) - 1), max(0, int(np.floor(corners[:, 1].min())) - 1)
+    sx1, sy1 = min(fw, int(np.ceil(corners[:, 0].max())) + 2), min(fh, int(np.ceil(corners[:, 1].max())) + 2)
+    m[:, 2] += m[:, :2] @ (sx0, sy0)
+    source = to_gray(image[sy0:sy1, sx0:sx1])
+    upright = cv2.warpAffine(source, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return resize_face(upright, spec.size)
 
 
@@ -158,10 +172,9 @@ def crop_faces(image: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec,
     ``keypoints`` (one sequence per box, right eye first) turn each crop upright; None or an
     empty sequence for a box leaves it as it is.
     """
-    gray = to_gray(image)
     out = np.empty((len(boxes), *spec.size), dtype=np.uint8)
     for i, box in enumerate(boxes):
-        out[i] = crop_face(gray, box, spec, keypoints[i] if keypoints else None)
+        out[i] = crop_face(image, box, spec, keypoints[i] if keypoints else None)
     return out
 
 
