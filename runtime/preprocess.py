@@ -150,7 +150,7 @@ def crop_face(image: np.ndarray, box: Box, spec: PreprocessSpec,
     if abs(angle) < MIN_ALIGN_DEGREES:
         return resize_face(to_gray(image[y : y + h, x : x + w]), spec.size)
     # rotate about the box centre (counter-clockwise by the tilt) and cut the box out in one warp
-    m = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, 1.0)
+    m = np.asarray(cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, 1.0), np.float64)
     m[:, 2] -= (x, y)
     # the frame pixels the warp samples: the rotated box's bounds, plus one pixel for bilinear
     # interpolation, clipped to the frame (so border replication still starts at the frame's edge)
@@ -159,7 +159,7 @@ def crop_face(image: np.ndarray, box: Box, spec: PreprocessSpec,
     fh, fw = image.shape[:2]
     sx0, sy0 = max(0, int(np.floor(corners[:, 0].min())) - 1), max(0, int(np.floor(corners[:, 1].min())) - 1)
     sx1, sy1 = min(fw, int(np.ceil(corners[:, 0].max())) + 2), min(fh, int(np.ceil(corners[:, 1].max())) + 2)
-    m[:, 2] += m[:, :2] @ (sx0, sy0)
+    m[:, 2] += m[:, :2] @ np.array((sx0, sy0), np.float64)
     source = to_gray(image[sy0:sy1, sx0:sx1])
     upright = cv2.warpAffine(source, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return resize_face(upright, spec.size)
