@@ -101,8 +101,9 @@ class Recognizer:
     ``detector``: a name from ``settings.DETECTORS``
     (``"blazeface"``, the default; ``"blazeface-full"``, ``"haar"``, ``"mediapipe"``) or a
     FaceDetector; ``detection`` tunes a named detector (window size, minimum face size and
-    score, maximum faces). ``smooth``: EMA weight of the past (0 = off); ``hysteresis``: the summed lead a new
-    label needs before it replaces the shown one (0 = the arg-max of the smoothed probabilities). ``track=False``
+    score, maximum faces). ``smooth``: EMA weight of the past (0 = off); ``hysteresis``: the evidence (summed lead
+    beyond a margin, see :mod:`.tracking`) a new label needs before it replaces the shown one
+    (0 = the arg-max of the smoothed probabilities). ``track=False``
     gives stateless per-image results (no track ids, no smoothing). ``align``: level the
     eyes of each face crop with the detector's keypoints (None = as the model's metadata asks).
     """

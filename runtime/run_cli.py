@@ -11,7 +11,15 @@ import os
 import sys
 import time
 
-from .settings import OVERLAYS, add_detector_arguments, detector_settings
+from .settings import (
+    DEFAULT_HYSTERESIS,
+    DEFAULT_SMOOTH,
+    LEAD_MARGIN,
+    MAX_LAG,
+    OVERLAYS,
+    add_detector_arguments,
+    detector_settings,
+)
 
 EPILOG = """\
 sources:
@@ -93,13 +101,15 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--smooth", type=float, default=None, metavar="W",
         help="temporal smoothing: weight of the past in a per-face moving average, "
-        "0 = off, 0.9 = very steady (default: 0.6)",
+        f"0 = off, 0.9 = very steady (default: {DEFAULT_SMOOTH:g})",
     )
     p.add_argument(
         "--hysteresis", type=float, default=None, metavar="H",
-        help="a new label replaces a face's shown label once its lead over it, summed over the "
-        "frames it has led, reaches H: keeps near-ties from flickering, clear changes pass in a "
-        "frame or two; 0 = off (default: 0.5; `scripts/label_stability.py` measures the trade-off)",
+        help=f"a new label replaces a face's shown label once its lead over it, less {LEAD_MARGIN:g} a "
+        f"frame, sums to H (or once it has led {MAX_LAG} frames in a row): near-ties and one-frame jumps "
+        "stay off the screen, a clear change shows in about 5 frames; 0 = show the arg-max of the "
+        f"smoothed probabilities (default: {DEFAULT_HYSTERESIS}; `scripts/label_stability.py` "
+        "measures the trade-off)",
     )
     p.add_argument(
         "--max-megapixels", type=float, default=100.0, metavar="MP",
@@ -166,7 +176,6 @@ def _make_recognizer(args: argparse.Namespace):
     from .detectors import DetectorError
     from .metadata import ModelError
     from .pipeline import Recognizer
-    from .tracking import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH
 
     smooth = DEFAULT_SMOOTH if args.smooth is None else args.smooth
     if not 0.0 <= smooth < 1.0:

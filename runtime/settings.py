@@ -13,6 +13,12 @@ DETECTORS = ("blazeface", "blazeface-full", "haar", "mediapipe")
 DEFAULT_DETECTOR = "blazeface"
 OVERLAYS = ("full", "label", "none")  # per face: box + label + bars; box + label; nothing
 
+# The shown label's rule (see tracking.py; values measured by scripts/label_stability.py)
+DEFAULT_SMOOTH = 0.6  # EMA weight of the past
+DEFAULT_HYSTERESIS = 1.0  # summed excess lead a new label needs before it is shown (0 = show the arg-max)
+LEAD_MARGIN = 0.3  # a lead below this is a near-tie and adds no evidence
+MAX_LAG = 8  # frames a class may lead the average in a row before it is shown regardless
+
 
 def _flag(help_text: str, metavar: str, kind: type) -> Any:
     return field(default=None, metadata={"help": help_text, "metavar": metavar, "type": kind})

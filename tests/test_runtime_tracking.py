@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgefer.runtime.tracking import IoUTracker, iou
+from edgefer.runtime.tracking import LEAD_MARGIN, MAX_LAG, IoUTracker, iou
 
 
 def test_iou() -> None:
@@ -116,15 +116,46 @@ def test_hysteresis_keeps_a_near_tie_off_the_screen() -> None:
     assert held_changes <= plain_changes / 5  # only leads that last several blocks get through
 
 
-def test_hysteresis_follows_a_clear_change_within_two_frames() -> None:
+def test_hysteresis_follows_a_clear_change_within_a_quarter_second() -> None:
     happy, sad = np.full(7, 0.02, np.float32), np.full(7, 0.02, np.float32)
     happy[3], sad[4] = 0.88, 0.88
     stream = np.stack([happy] * 30 + [sad] * 30)
-    shown = _shown(IoUTracker(smooth=0.6, hysteresis=0.5), stream)
+    shown = _shown(IoUTracker(), stream)  # the defaults
     assert shown[29] == 3
     delay = next(i for i, s in enumerate(shown[30:]) if s == 4)
-    assert delay <= 2, shown[28:40]
+    # the average needs 2 frames to put sad ahead, the evidence 3 more to pass the threshold
+    assert delay <= 6, shown[28:40]  # 0.24 s at 25 fps
     assert all(s == 4 for s in shown[30 + delay:])  # and it stays
+
+
+def test_short_excursions_never_reach_the_screen() -> None:
+    # neutral throughout, with one- and two-frame jumps to surprise, fear and angry, as the
+    # raw classifier output on a talking head shows them
+    neutral = np.full(7, 0.04, np.float32)
+    neutral[6] = 0.76
+    stream = [neutral] * 10
+    for label, frames in ((5, 1), (2, 1), (0, 2), (5, 2), (2, 1)):
+        jump = np.full(7, 0.04, np.float32)
+        jump[label] = 0.76
+        stream += [jump] * frames + [neutral] * 6
+    shown = _shown(IoUTracker(), np.stack(stream))
+    assert set(shown) == {6}
+    plain = _shown(IoUTracker(hysteresis=0.0), np.stack(stream))
+    assert len(set(plain)) > 1  # the average alone lets some of them through
+
+
+def test_a_small_lasting_lead_is_shown_within_max_lag() -> None:
+    # a lead below the margin adds no evidence; holding it off for ever would hide a real,
+    # if mild, change, so a class that leads MAX_LAG frames in a row is shown
+    a, b = np.full(7, 0.1, np.float32), np.full(7, 0.1, np.float32)
+    a[6], a[4] = 0.3, 0.1
+    b[6], b[4] = 0.2, 0.3  # sad ahead by 0.1 < LEAD_MARGIN
+    stream = np.stack([a] * 20 + [b] * 30)
+    shown = _shown(IoUTracker(smooth=0.0), stream)
+    assert shown[19] == 6
+    delay = next(i for i, s in enumerate(shown[20:]) if s == 4)
+    assert delay == MAX_LAG - 1  # shown on its MAX_LAG-th frame in the lead
+    assert LEAD_MARGIN > 0.1
 
 
 def test_hysteresis_zero_shows_the_arg_max() -> None:

@@ -222,7 +222,7 @@ def summarize(jsonl: str, name: str, expect_frames: int, min_face_frac: float) -
                 fail(f"{name}: invalid probabilities {probs}")
             if abs(sum(vals) - 1) > 0.01:
                 fail(f"{name}: probabilities sum to {sum(vals):.4f}: {probs}")
-            # The shown label has hysteresis: it may trail the arg-max for a few frames, but it
+            # The shown label changes on evidence: it may trail the arg-max for a few frames, but it
             # is always one of the model's classes (the x86-64 comparison checks it exactly).
             if isinstance(probs, dict) and label is not None and label not in probs:
                 fail(f"{name}: label {label!r} is not one of the model's classes {list(probs)}")
