@@ -262,45 +262,17 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
     import cv2
 
     from .cli import CommandError
-    from .drawing import annotate
-    from .outputs import (
-        CsvWriter,
-        ImageDirSink,
-        ImageFileSink,
-        JsonlWriter,
-        VideoSink,
-        check_outputs,
-        frame_record,
-        is_video_path,
-        single_image_save,
-    )
     from .pipeline import FrameLoop
     from .progress import Progress
-    from .summary import RunSummary
+    from .sinks import Outputs, OutputSpec
 
     stats = _Stats()
     window = None if headless else "edgefer"
-    jsonl_path = args.jsonl if args.jsonl is not None else ("-" if headless else None)
-    save_file = args.save if single_image_save(args.save, args.source) else None
-    save_video = args.save if args.save and not save_file and is_video_path(args.save) else None
-    save_dir = args.save if args.save and not save_video and not save_file else None
-    check_outputs([p for p in (jsonl_path, save_video, save_file, args.csv) if p and p != "-"],
-                  [d for d in (save_dir, args.summary) if d], source.files, source.folders)
-    summary = RunSummary(recognizer.labels, source.name) if args.summary else None
+    spec = OutputSpec(jsonl=args.jsonl if args.jsonl is not None else ("-" if headless else None), csv=args.csv,
+                      save=args.save, summary=args.summary, overlay=args.overlay, stats=not args.no_stats)
     frames = FrameLoop(recognizer, source)
-    with ExitStack() as stack:
-        # Opening a video or an image folder destroys nothing, opening the JSON Lines file
-        # truncates it: lock the others first, so a refusal leaves the old JSON Lines whole.
-        video = stack.enter_context(VideoSink(save_video, source.fps)) if save_video else None
-        image_dir: ImageDirSink | ImageFileSink | None = None
-        if save_dir:
-            image_dir = stack.enter_context(ImageDirSink(save_dir))
-        elif save_file:
-            image_dir = stack.enter_context(ImageFileSink(save_file))
-        jsonl = stack.enter_context(JsonlWriter(jsonl_path)) if jsonl_path else None
-        table = stack.enter_context(CsvWriter(args.csv, recognizer.labels)) if args.csv else None
-        if summary:  # written however the loop ends: Ctrl-C keeps what was seen so far
-            stack.callback(lambda: _notice(f"summary: {', '.join(str(p) for p in summary.write(args.summary))}"))
+    with Outputs(spec, recognizer.labels, source, source_spec=args.source, notice=_notice) as outputs, \
+            ExitStack() as stack:
         if window:
             stack.callback(cv2.destroyAllWindows)
         total = min(source.total or 0, args.max_frames or source.total or 0)
@@ -309,29 +281,14 @@ def _loop(args: argparse.Namespace, recognizer, source, headless: bool) -> int:
             stack.callback(progress.close)
         t_prev = time.perf_counter()
         for frame, result in frames:
-            if jsonl or table or summary:
-                record = frame_record(frame, result)
-                if jsonl:
-                    jsonl.write(record)
-                if table:
-                    table.write(record)
-                if summary:
-                    summary.add(record)
-            if video or image_dir or window:
-                shown = annotate(frame.image, result.faces, stats.fps, result.timings_ms, overlay=args.overlay,
-                                 stats=not args.no_stats)
-                if video:
-                    video.write(shown)
-                if image_dir:
-                    image_dir.write(shown, frame)
-                if window:
-                    state = _show(window, shown, wait_ms=0 if frame.new_scene else 1)
-                    if state == "quit":
-                        break
-                    if state == "failed":
-                        window = None
-                        if not jsonl:
-                            jsonl = stack.enter_context(JsonlWriter("-"))
+            shown = outputs.write(frame, result, stats.fps, image=window is not None)
+            if window and shown is not None:
+                state = _show(window, shown, wait_ms=0 if frame.new_scene else 1)
+                if state == "quit":
+                    break
+                if state == "failed":
+                    window = None
+                    outputs.stdout_jsonl()
             t_now = time.perf_counter()
             stats.add(result.timings_ms, len(result.faces), (t_now - t_prev) * 1e3)
             t_prev = t_now

@@ -8,9 +8,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .outputs import JsonlWriter, VideoSink
     from .pipeline import FrameResult
-    from .serve import ServeConfig
+    from .sinks import Outputs
     from .sources import Frame
 
 EPILOG = """\
@@ -92,18 +91,11 @@ def _pace(source: object) -> float | None:
     return 1.0
 
 
-def _recorded(items: Iterable[tuple[Frame, FrameResult, float, int]], jsonl: JsonlWriter | None,
-              video: VideoSink | None, config: ServeConfig) -> Iterator[tuple[Frame, FrameResult, float, int]]:
+def _recorded(items: Iterable[tuple[Frame, FrameResult, float, int]],
+              outputs: Outputs) -> Iterator[tuple[Frame, FrameResult, float, int]]:
     """Pass the frames through, writing each to the outputs first (in the pipeline thread)."""
-    from .drawing import annotate
-    from .outputs import frame_record
-
     for frame, result, fps, dropped in items:
-        if jsonl:
-            jsonl.write(frame_record(frame, result))
-        if video:
-            video.write(annotate(frame.image, result.faces, fps, result.timings_ms, overlay=config.overlay,
-                                 stats=config.stats))
+        outputs.write(frame, result, fps)
         yield frame, result, fps, dropped
 
 
@@ -118,13 +110,12 @@ def _save_problem(path: str) -> str | None:
 
 def run_serve(args: argparse.Namespace) -> int:
     import threading
-    from contextlib import ExitStack
 
     from .errors import UsageError
-    from .outputs import JsonlWriter, VideoSink, check_outputs
     from .pipeline import FrameLoop
     from .run_cli import _make_recognizer, _open_source
     from .serve import Hub, Server, looped, paced_frames, publish_frames
+    from .sinks import Outputs, OutputSpec
     from .sources import open_source
 
     config = _config(args)
@@ -132,7 +123,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--save {problem}")
     recognizer = _make_recognizer(args)
     source = _open_source(args)
-    check_outputs([p for p in (args.jsonl, args.save) if p], [], source.files, source.folders)
+    outputs = Outputs(OutputSpec(jsonl=args.jsonl, save=args.save, overlay=config.overlay, stats=config.stats),
+                      recognizer.labels, source)
+    outputs.check()  # before the port is taken: a refused output leaves nothing half started
     model_path = getattr(recognizer.classifier, "path", None)
     hub = Hub(model=model_path.name if model_path else str(args.model), detector=recognizer.detector.name,
               labels=recognizer.labels)
@@ -145,11 +138,9 @@ def run_serve(args: argparse.Namespace) -> int:
         spec = args.source
         frames = looped(lambda: open_source(spec))
     stop = threading.Event()
-    with recognizer, source, ExitStack() as outputs:
-        jsonl = outputs.enter_context(JsonlWriter(args.jsonl)) if args.jsonl else None
-        video = outputs.enter_context(VideoSink(args.save, source.fps)) if args.save else None
+    with recognizer, source, outputs:
         results = _recorded(paced_frames(FrameLoop(recognizer, frames), source_fps=_pace(source),
-                                         dropped=lambda: source.dropped), jsonl, video, config)
+                                         dropped=lambda: source.dropped), outputs)
         worker = threading.Thread(target=publish_frames, args=(results, hub, stop), name="edgefer-pipeline",
                                   daemon=True)
         worker.start()
