@@ -113,8 +113,8 @@ def test_budgeted_distilled_run_records_the_fitted_epochs(tmp_path: Path) -> Non
 def test_cli_offers_every_architecture_with_its_measured_size() -> None:
     pytest.importorskip("keras")
     from edgefer.train.archs import ARCHS
-    from edgefer.train.cli import ARCH_NAMES
+    from edgefer.train.config import ARCH_NAMES
 
-    assert set(ARCH_NAMES) == set(ARCHS)  # cli.py lists them without importing Keras
+    assert set(ARCH_NAMES) == set(ARCHS)  # config.py lists them without importing Keras
     params = {name: ARCHS[name].build((48, 48, 1), 7).count_params() for name in ("edge_fast", "edge_wide")}
     assert params["edge_fast"] < 1.4e6 and params["edge_wide"] < 2e6  # the edge budget: <= 2M parameters

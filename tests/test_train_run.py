@@ -144,3 +144,21 @@ def test_mixed_bfloat16_run_loads_as_float32(tiny_data: Path, tmp_path: Path) ->
     x = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
     # bfloat16 keeps 8 bits of mantissa: the float32 rebuild agrees within that precision
     assert np.allclose(model(x).numpy(), mixed(x).numpy(), atol=0.05)
+
+
+def test_cli_resume_with_only_the_run_folder(tiny_data: Path, tmp_path: Path, capsys) -> None:
+    """`--out DIR --resume` continues with the settings of DIR/run.json, and may ask for more epochs."""
+    from edgefer.runtime.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--arch", "ckplus", "--data", str(tiny_data), "--out", str(run), "--epochs", "1",
+                 "--batch", "8", "--lr", "0.002", "--seed", "4", "--limit", "21", "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-report"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert [int(r["epoch"]) for r in _history(run)] == [0, 1]
+    meta = json.loads((run / "run.json").read_text())
+    assert (meta["config"]["arch"], meta["config"]["learning_rate"], meta["config"]["limit"]) == ("ckplus", 0.002, 21)
+    assert meta["extended"] == [{"after_epoch": 1, "epochs": 2, "average_last": 0}]
+    assert main(["train", "--out", str(run), "--resume", "--batch", "16", "--no-report"]) == 2
+    assert "--batch 16 (the run has 8)" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """`edgefer train`, `edgefer eval` and `edgefer inspect`.
 
-Registered through the ``edgefer.commands`` entry points. Only argparse is imported here;
-TensorFlow loads inside the command that needs it, so ``edgefer --help`` stays instant.
+Registered through the ``edgefer.commands`` entry points. Only argparse and the standard-library
+settings of config.py are imported here; TensorFlow loads inside the command that needs it, so
+``edgefer --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_DATA = "../shared/data/fer2013"
-ARCH_NAMES = ("reference", "report", "ckplus", "edge", "edge_fast", "edge_wide")
+from .config import DATASETS, DEFAULT_DATA, add_train_arguments, config_from_args
 
 
 def _need_train_extra() -> None:
@@ -29,7 +29,7 @@ def _add_data_args(p: argparse.ArgumentParser, split_default: str = "test") -> N
         f"or a CK+48 folder with --dataset ckplus (default: {DEFAULT_DATA})",
     )
     p.add_argument(
-        "--dataset", choices=("fer2013", "ferplus", "ckplus"), default="fer2013",
+        "--dataset", choices=DATASETS, default="fer2013",
         help="fer2013 labels, FER+ majority labels (ferplus_join.csv beside the image tree), or CK+",
     )
     p.add_argument(
@@ -53,7 +53,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "confusion matrix and first-layer kernels is written at the end.",
         epilog="examples:\n"
         "  edgefer train --arch report --out runs/report                 # FER2013, 25 epochs\n"
-        "  edgefer train --arch report --out runs/report --resume        # continue after a kill\n"
+        "  edgefer train --out runs/report --resume                      # continue after a kill, as recorded\n"
         "  edgefer train --arch ckplus --dataset ckplus --data ../shared/data/ckplus --split subject\n"
         "  edgefer train --arch report --data fer2013.csv                # the Kaggle CSV\n"
         "  edgefer train --arch edge --augment --label-smoothing 0.1 --schedule cosine --warmup-epochs 2 \\\n"
@@ -64,48 +64,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "      # a GPU machine without TensorFlow: as many epochs as fit in 7 minutes",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--arch", choices=ARCH_NAMES, default="report", help="architecture (default report)")
-    p.add_argument("--data", default=DEFAULT_DATA, help=f"dataset location (default {DEFAULT_DATA})")
-    p.add_argument("--dataset", choices=("fer2013", "ferplus", "ckplus"), default="fer2013",
-                   help="ferplus: FER2013 images with FER+ vote distributions as targets (8 classes)")
-    p.add_argument("--split", choices=("random", "subject"), default="random", help="CK+ split (default random)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="CK+ held-out fraction (default 0.2)")
-    p.add_argument("--out", help="run folder (default runs/<arch>)")
-    p.add_argument("--epochs", type=int, help="epochs (default: the arch's recipe)")
-    p.add_argument("--batch", type=int, help="batch size (default: the arch's recipe)")
-    p.add_argument("--lr", type=float, help="learning rate (default: the arch's recipe)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="train on a random subset of N images (smoke tests)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the run folder's last.keras (or best.keras if last.keras is damaged)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="TensorFlow op determinism: a rerun or a resumed run gives bit-identical weights "
-                   "(may be slower on a GPU)")
-    r = p.add_argument_group("recipe (all off by default: the report's plain recipe)")
-    r.add_argument("--augment", action="store_true",
-                   help="shifts, flips, rotation, scale, random erasing, brightness/contrast (input pipeline)")
-    r.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1")
-    r.add_argument("--schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule")
-    r.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up before the cosine decay")
-    r.add_argument("--weight-decay", type=float, default=0.0, help="> 0 uses AdamW with this decay")
-    r.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default="none",
-                   help="weight the loss against class imbalance (disgust has 436 FER2013 images)")
-    r.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
-                   help="mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16")
-    r.add_argument("--init-from", help="start from these weights: .keras, .weights.h5, or a shipped .onnx (e.g. "
-                   "models/fer2013.onnx: a new cycle in a later session; a head with other labels is mapped by name)")
-    r.add_argument("--teacher", help="knowledge distillation: teacher targets from 'python -m edgefer.train.teacher'")
-    r.add_argument("--teacher-weight", type=float, default=0.5,
-                   help="weight of the teacher in the targets (default 0.5; the rest is the label)")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="time a few steps first, then train as many epochs (up to --epochs) as fit in SECONDS; "
-                   "the cosine schedule spans exactly those epochs")
-    p.add_argument("--workers", type=int, default=1,
-                   help="input-pipeline threads for augmentation (default 1; 4+ keep a GPU busy)")
-    r.add_argument("--average-last", type=int, default=0, metavar="N",
-                   help="stochastic weight averaging: keep the weights of the last N epochs and write their "
-                   "average (BatchNorm re-estimated) as the run folder <out>/averaged; pairs with "
-                   "--schedule constant")
+    add_train_arguments(p)
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.set_defaults(func=_train)
 
@@ -113,26 +72,12 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from edgefer.runtime.cli import CommandError
 
-    # A resumed run continues from last.keras, so its parent file may since have been replaced or removed.
-    if args.init_from and not args.resume and not Path(args.init_from).is_file():
-        raise CommandError(f"--init-from {args.init_from}: no such file")
-    if args.average_last < 0 or args.average_last == 1:
-        raise CommandError(f"--average-last {args.average_last}: averaging needs at least 2 epochs (0 turns it off)")
+    cfg = config_from_args(args)
     _need_train_extra()
     from .data import DataError
-    from .trainer import TrainConfig, train
+    from .trainer import train
     from .transfer import TransferError
 
-    cfg = TrainConfig(
-        data=args.data, arch=args.arch, dataset=args.dataset, out=args.out or f"runs/{args.arch}",
-        epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed,
-        split=args.split, val_fraction=args.val_fraction, resume=args.resume, limit=args.limit,
-        augment=args.augment, label_smoothing=args.label_smoothing, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, class_weight=args.class_weight,
-        init_from=args.init_from, precision=args.precision, workers=args.workers, time_budget=args.time_budget,
-        teacher=args.teacher, teacher_weight=args.teacher_weight, average_last=args.average_last,
-        deterministic=args.deterministic,
-    )
     try:
         out = train(cfg)
     except (DataError, TransferError) as exc:

@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,39 +39,8 @@ from edgefer.runtime.errors import ModelError
 from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 from .average import AVERAGED, SNAPSHOTS
+from .config import TrainConfig
 from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    arch: str = "report"
-    dataset: str = "fer2013"  # fer2013 | ferplus | ckplus
-    out: str = "runs/report"
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    seed: int = 0
-    split: str = "random"  # ckplus only: random | subject
-    val_fraction: float = 0.2
-    resume: bool = False
-    limit: int | None = None  # train on a random subset of N images (smoke tests)
-    # Recipe switches (all off by default = the report's plain recipe).
-    augment: bool = False
-    label_smoothing: float = 0.0
-    schedule: str = "constant"  # constant | cosine (per step, with linear warm-up)
-    warmup_epochs: int = 0
-    weight_decay: float = 0.0  # > 0 switches Adam to AdamW
-    class_weight: str = "none"  # none | sqrt | balanced
-    init_from: str | None = None  # start from these weights (.keras, .weights.h5 or a shipped .onnx): a new cycle
-    precision: str = "float32"  # or mixed_bfloat16: ~2x faster on CPUs with AMX / AVX512-BF16
-    workers: int = 1  # input-pipeline threads (augmentation); more keep a GPU fed
-    time_budget: float | None = None  # seconds: fit the epoch count (and the cosine schedule) to it
-    teacher: str | None = None  # knowledge distillation: .npz of train/teacher.py
-    teacher_weight: float = 0.5  # targets = (1 - w) * label + w * teacher
-    average_last: int = 0  # > 0: keep the last N epochs' weights and average them (SWA) into averaged/
-    deterministic: bool = False  # TensorFlow op determinism: bit-identical reruns and resumes
-    preprocess: dict = field(default_factory=lambda: json.loads(PreprocessSpec().to_json()))
 
 
 def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
@@ -196,6 +165,7 @@ def resume_point(out: Path) -> tuple[Any, Path, int] | None:
 def train(cfg: TrainConfig) -> Path:
     import keras
 
+    cfg.validate()  # a library caller gets the CLI's checks too
     from .archs import ARCHS
 
     arch = ARCHS[cfg.arch]

@@ -1,0 +1,222 @@
+"""Every setting of a training run, defined once: `TrainConfig` and the `edgefer train` options made from it.
+
+Each field carries its CLI flag, help text, choices, argument group and what a resume may do
+with it, so a new setting is one field here. Only the standard library (and the light error
+classes) is imported: ``edgefer --help`` registers these options without loading numpy or Keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from edgefer.runtime.errors import UsageError
+
+DEFAULT_DATA = "../shared/data/fer2013"
+ARCH_NAMES = ("reference", "report", "ckplus", "edge", "edge_fast", "edge_wide")
+DATASETS = ("fer2013", "ferplus", "ckplus")
+RECIPE = "recipe (all off by default: the report's plain recipe)"
+
+# What a resume may do with a setting given again on its command line.
+SAME = "same"  # must equal the recorded value: it shaped the weights so far
+GROW = "grow"  # may be larger: more epochs, a longer average (trainer.py records the extension)
+FREE = "free"  # may differ: where things are or how fast they run, not what is learned
+
+# json.loads(PreprocessSpec().to_json()); runtime/preprocess.py imports cv2 and numpy, so the
+# literal lives here and a test keeps the two equal.
+DEFAULT_PREPROCESS: dict[str, Any] = {
+    "channels": 1, "layout": "NHWC", "margin": 0.1, "offset": 0.0, "scale": 1 / 255, "size": [48, 48],
+}
+
+T = TypeVar("T")
+
+
+def setting(
+    default: T, help: str, *, flag: str | None = None, choices: tuple[str, ...] | None = None,
+    metavar: str | None = None, group: str | None = None, on_resume: str = SAME,
+) -> T:
+    """A TrainConfig field with its CLI flag (default ``--field-name``) and help."""
+    meta = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "group": group,
+            "on_resume": on_resume}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    arch: str = setting("report", "architecture", choices=ARCH_NAMES)
+    # The dataset itself is --dataset and the labels; the same files may lie elsewhere on another machine.
+    data: str = setting(DEFAULT_DATA, "dataset location", on_resume=FREE)
+    dataset: str = setting(
+        "fer2013", "labels; ferplus: FER2013 images with FER+ vote distributions as targets (8 classes)",
+        choices=DATASETS)
+    out: str = setting("", "run folder (default runs/<arch>)", on_resume=FREE)
+    epochs: int | None = setting(None, "epochs (default: the arch's recipe)", on_resume=GROW)
+    batch_size: int | None = setting(None, "batch size (default: the arch's recipe)", flag="--batch")
+    learning_rate: float | None = setting(None, "learning rate (default: the arch's recipe)", flag="--lr")
+    seed: int = setting(0, "seed of shuffling, augmentation, dropout and the CK+ split")
+    split: str = setting("random", "CK+ split", choices=("random", "subject"))
+    val_fraction: float = setting(0.2, "CK+ held-out fraction")
+    resume: bool = setting(
+        False, "continue from the run folder's last.keras (or best.keras if last.keras is damaged); "
+        "settings left out come from its run.json, settings given must match it, except more --epochs "
+        "or a longer --average-last", on_resume=FREE)
+    limit: int | None = setting(None, "train on a random subset of N images (smoke tests)", metavar="N")
+    augment: bool = setting(
+        False, "shifts, flips, rotation, scale, random erasing, brightness/contrast (input pipeline)", group=RECIPE)
+    label_smoothing: float = setting(0.0, "e.g. 0.1", group=RECIPE)
+    schedule: str = setting("constant", "learning-rate schedule; cosine decays per step, after the warm-up",
+                            choices=("constant", "cosine"), group=RECIPE)
+    warmup_epochs: int = setting(0, "linear warm-up before the cosine decay", group=RECIPE)
+    weight_decay: float = setting(0.0, "> 0 uses AdamW with this decay", group=RECIPE)
+    class_weight: str = setting("none", "weight the loss against class imbalance (disgust has 436 FER2013 images)",
+                                choices=("none", "sqrt", "balanced"), group=RECIPE)
+    init_from: str | None = setting(
+        None, "start from these weights: .keras, .weights.h5, or a shipped .onnx (e.g. models/fer2013.onnx: "
+        "a new cycle in a later session; a head with other labels is mapped by name)", group=RECIPE)
+    precision: str = setting("float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16",
+                             choices=("float32", "mixed_bfloat16"), group=RECIPE)
+    # Augmentation is seeded per (seed, epoch, image), so the thread count changes speed only.
+    workers: int = setting(1, "input-pipeline threads for augmentation; 4+ keep a GPU busy", on_resume=FREE)
+    # A resumed budgeted run keeps the epochs fitted at its start; the budget bounds this process only.
+    time_budget: float | None = setting(
+        None, "time a few steps first, then train as many epochs (up to --epochs) as fit in SECONDS; "
+        "the cosine schedule spans exactly those epochs", metavar="SECONDS", on_resume=FREE)
+    teacher: str | None = setting(
+        None, "knowledge distillation: teacher targets from 'python -m edgefer.train.teacher'", group=RECIPE)
+    teacher_weight: float = setting(0.5, "weight of the teacher in the targets; the rest is the label", group=RECIPE)
+    average_last: int = setting(
+        0, "stochastic weight averaging: keep the weights of the last N epochs and write their average "
+        "(BatchNorm re-estimated) as the run folder <out>/averaged; pairs with --schedule constant",
+        metavar="N", group=RECIPE, on_resume=GROW)
+    deterministic: bool = setting(
+        False, "TensorFlow op determinism: a rerun or a resumed run gives bit-identical weights "
+        "(may be slower on a GPU)")
+    # Not an option: the run records it, and export and serving read it back from run.json.
+    preprocess: dict = field(default_factory=lambda: copy.deepcopy(DEFAULT_PREPROCESS))
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            self.out = f"runs/{self.arch}"
+
+    def validate(self) -> None:
+        """Raise UsageError for a setting no run can use."""
+        for f in option_fields():
+            choices = f.metadata["choices"]
+            if choices and getattr(self, f.name) not in choices:
+                raise UsageError(f"{flag_of(f)} {getattr(self, f.name)}: expected one of {', '.join(choices)}")
+        if self.average_last < 0 or self.average_last == 1:
+            raise UsageError(f"--average-last {self.average_last}: averaging needs at least 2 epochs (0 turns it off)")
+        # A resumed run continues from last.keras, so its parent file may since have been replaced or removed.
+        if self.init_from and not self.resume and not Path(self.init_from).is_file():
+            raise UsageError(f"--init-from {self.init_from}: no such file")
+
+
+# ---------------------------------------------------------------- the options
+def option_fields() -> list[Field]:
+    """The fields that are `edgefer train` options (all but the internal ones)."""
+    return [f for f in fields(TrainConfig) if "flag" in f.metadata]
+
+
+def flag_of(f: Field) -> str:
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per setting. None is given a default: a flag absent from the command line is
+    absent from the namespace, so a resume can tell the settings given from those recorded."""
+    groups: dict[str, Any] = {}
+    hints = typing.get_type_hints(TrainConfig)
+    for f in option_fields():
+        meta = f.metadata
+        where = parser if meta["group"] is None else groups.setdefault(
+            meta["group"], parser.add_argument_group(meta["group"]))
+        kind = _scalar(hints[f.name])
+        flag = flag_of(f)
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f)}
+        if kind is bool:
+            kw["action"] = "store_true"
+        elif meta["choices"]:
+            kw.update(type=kind, choices=meta["choices"])
+        else:  # named after the flag, not the field: --batch BATCH, --lr LR
+            kw.update(type=kind, metavar=meta["metavar"] or flag[2:].upper().replace("-", "_"))
+        where.add_argument(flag, **kw)
+
+
+def _scalar(hint: Any) -> type:
+    """int for ``int | None``; the type argparse converts the option's text with."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = args
+    return cast(type, hint)
+
+
+def _help(f: Field) -> str:
+    """The field's help with its default, which thus cannot drift from the dataclass."""
+    text = f.metadata["help"]
+    if f.default is not None and f.default is not False and f.default not in ("", MISSING):
+        text += f" (default {f.default})"
+    return text.replace("%", "%%")
+
+
+def config_from_args(namespace: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of an `edgefer train` command line (see ``add_train_arguments``)."""
+    given = {f.name: getattr(namespace, f.name) for f in option_fields() if hasattr(namespace, f.name)}
+    return build_config(given)
+
+
+# ---------------------------------------------------------------- building and resuming
+def build_config(given: Mapping[str, Any]) -> TrainConfig:
+    """A validated config from the settings a user gave; the rest are the defaults or, for a
+    resume of a run folder with a run.json, the settings that run recorded."""
+    cfg = TrainConfig(**given)
+    run_json = Path(cfg.out) / "run.json"
+    if cfg.resume and run_json.is_file():
+        cfg = resumed_config(recorded_settings(run_json), given, cfg.out)
+    cfg.validate()
+    return cfg
+
+
+def recorded_settings(run_json: Path) -> dict[str, Any]:
+    """The settings a run now trains with: the config it started with, then its latest extension."""
+    try:
+        run = json.loads(run_json.read_text())
+        settings = dict(run["config"])
+        settings.update((run.get("extended") or [{}])[-1])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot resume: {run_json} has no readable config ({type(exc).__name__}: {exc})") from exc
+    names = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in settings.items() if k in names}  # a record may be older or newer than this code
+
+
+def resumed_config(recorded: Mapping[str, Any], given: Mapping[str, Any], out: str) -> TrainConfig:
+    """The recorded settings with those given on the command line, which must not change the run."""
+    defaults = TrainConfig()
+    conflicts = []
+    grows = False
+    for f in option_fields():
+        if f.name not in given:
+            continue
+        now, before = given[f.name], recorded.get(f.name, getattr(defaults, f.name))
+        policy = f.metadata["on_resume"]
+        if policy == FREE or now == before or (policy == GROW and (before is None or now > before)):
+            continue
+        grows |= policy == GROW
+        conflicts.append(_conflict(flag_of(f), now, before))
+    if conflicts:
+        hint = " (--epochs and --average-last may only grow)" if grows else ""
+        raise UsageError(f"cannot resume {out} with other settings than it trains with: {'; '.join(conflicts)}"
+                         f"{hint}; leave them out to continue as recorded, or train into another --out")
+    return TrainConfig(**{**recorded, **given, "out": out})  # the folder found, however it was once spelled
+
+
+def _conflict(flag: str, now: Any, before: Any) -> str:
+    if isinstance(now, bool):
+        return f"{flag} {'on' if now else 'off'} (the run has it {'on' if before else 'off'})"
+    return f"{flag} {now} (the run has {before})"
