@@ -1,21 +1,28 @@
-"""Real face images for calibration and verification, sampled by class.
+"""Real face images for calibration and verification, sampled by class and named for what they are.
 
 Calibration (INT8 activation ranges) draws a class-balanced sample from the training split:
 rare classes such as FER2013's "disgust" still shape the ranges. Verification draws a
-class-proportional sample from the held-out split, so its accuracy mirrors the test set.
+class-proportional sample from the run's validation split, so its accuracy mirrors the run's
+validation accuracy and it never scores an image the run trained on: a FER2013 tree's test/
+(PublicTest, which `edgefer train` validates on), or for a CK+ run the validation side of the
+split its run.json records, drawn by the trainer's own function. A plain class folder without
+a recorded split has no validation side, and its name says so.
 Only the sampled files are decoded, with the same gray -> INTER_AREA steps as training.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgefer.runtime.errors import DataError
 from edgefer.runtime.labels import canonical_label
-from edgefer.train.data import Dataset, list_class_images, read_gray
+from edgefer.train.data import CKPLUS_LABELS, Dataset, ckplus_train_val, list_class_images, load_ckplus, read_gray
 
 CSV_USAGE = {"train": "Training", "test": "PublicTest"}
 
@@ -58,7 +65,42 @@ def split_folder(root: Path, split: str, labels: tuple[str, ...]) -> Path | None
     return None
 
 
-def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozenset()) -> Dataset:
+@dataclass(frozen=True)
+class RunSplit:
+    """The CK+ split a run trained with: its training side calibrates, its validation side verifies."""
+
+    split: str = "random"
+    val_fraction: float = 0.2
+    seed: int = 0
+
+
+def run_split(run: Mapping[str, Any]) -> RunSplit | None:
+    """The CK+ split a run.json records; None for a run on FER2013 (its train/ and test/ are the split)."""
+    cfg = run.get("config") or {}
+    if cfg.get("dataset") != "ckplus":
+        return None
+    return RunSplit(str(cfg.get("split", "random")), float(cfg.get("val_fraction", 0.2)), int(cfg.get("seed", 0)))
+
+
+def _ckplus_side(root: Path, labels: tuple[str, ...], size: tuple[int, int], split: RunSplit,
+                 validation: bool) -> Dataset:
+    """One side of a CK+ run's split, the very images the trainer drew (train/data.py ckplus_train_val)."""
+    if tuple(labels) != CKPLUS_LABELS:
+        raise DataError(f"{root}: the run trained on CK+ but the model's labels ({', '.join(labels)}) are not "
+                        f"CK+'s ({', '.join(CKPLUS_LABELS)})")
+    train, val, _ = ckplus_train_val(load_ckplus(root, size), split.split, split.val_fraction, split.seed)
+    how = f"{split.split} split, seed {split.seed}"
+    if validation:
+        return replace(val, name=f"CK+ validation split of {root} ({how}, {split.val_fraction:.0%})")
+    return replace(train, name=f"CK+ training split of {root} ({how})")
+
+
+def _sample(ds: Dataset, n: int, seed: int, balanced: bool) -> Dataset:
+    pick = (balanced_indices if balanced else proportional_indices)(ds.y, len(ds.labels), n, seed)
+    return ds.subset(pick)
+
+
+def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozenset(), name: str = "") -> Dataset:
     paths, y = list_class_images(folder, labels)
     if exclude:
         keep = np.asarray([str(p) not in exclude for p in paths], dtype=bool)
@@ -78,49 +120,60 @@ def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozense
         files.append(str(paths[i]))
     if not faces:
         raise DataError(f"{folder}: none of the sampled images could be read")
-    return Dataset(np.stack(faces), np.asarray(ys, np.int64), labels, files=list(files), name=str(folder))
+    return Dataset(np.stack(faces), np.asarray(ys, np.int64), labels, files=list(files), name=name or str(folder))
 
 
-def _from_csv(path: Path, split: str, labels, size, n, seed, balanced) -> Dataset:
+def _from_csv(path: Path, split: str, labels, size, n, seed, balanced, name: str) -> Dataset:
     from edgefer.train.data import load_fer_csv
 
     ds = load_fer_csv(path, CSV_USAGE.get(split, split), size)
     if tuple(ds.labels) != tuple(labels):
         raise DataError(f"{path}: FER2013 labels do not match the model's ({', '.join(labels)})")
     pick = (balanced_indices if balanced else proportional_indices)(ds.y, len(labels), n, seed)
-    return Dataset(ds.x[pick], ds.y[pick], labels, name=f"{path}[{CSV_USAGE.get(split, split)}]")
+    return Dataset(ds.x[pick], ds.y[pick], labels, files=[ds.files[i] for i in pick],
+                   name=f"{name} {path}[{CSV_USAGE.get(split, split)}]")
 
 
 def load_calibration(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 300,
-                     seed: int = 0) -> Dataset:
-    """A class-balanced sample of ``n`` training faces from a FER2013 tree, a class folder or fer2013.csv."""
+                     seed: int = 0, split: RunSplit | None = None) -> Dataset:
+    """A class-balanced sample of ``n`` training faces: the training side of a CK+ run's ``split``,
+    else a FER2013 tree's train/, fer2013.csv's Training rows, or a class folder."""
     root = Path(root)
+    if split is not None:
+        return _sample(_ckplus_side(root, labels, size, split, validation=False), n, seed, balanced=True)
     if root.suffix.lower() == ".csv" and root.is_file():
-        return _from_csv(root, "train", labels, size, n, seed, balanced=True)
+        return _from_csv(root, "train", labels, size, n, seed, balanced=True, name="training split")
     if not root.is_dir():
         raise DataError(f"calibration data not found: {root}")
     folder = split_folder(root, "train", labels)
     if folder is None:
         raise DataError(f"{root}: expected train/<class>/ or <class>/ image folders named after "
                         f"the labels ({', '.join(labels)})")
-    return _from_folder(folder, labels, size, n, seed, balanced=True)
+    name = f"training split {folder}" if folder != root else f"class folder {folder}"
+    return _from_folder(folder, labels, size, n, seed, balanced=True, name=name)
 
 
 def load_verification(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 1000,
-                      seed: int = 0, calib: Dataset | None = None) -> Dataset:
-    """A class-proportional sample of held-out faces: ``test/`` if there is one, else what
-    calibration did not use (so no verification image was also a calibration image)."""
+                      seed: int = 0, calib: Dataset | None = None, split: RunSplit | None = None) -> Dataset:
+    """A class-proportional sample of validation faces: the validation side of a CK+ run's ``split``,
+    else a FER2013 tree's test/ or fer2013.csv's PublicTest rows. A class folder without either
+    gives what calibration did not use (so no verification image was also a calibration image),
+    named as no validation split."""
     root = Path(root)
+    if split is not None:
+        return _sample(_ckplus_side(root, labels, size, split, validation=True), n, seed + 1, balanced=False)
     if root.suffix.lower() == ".csv" and root.is_file():
-        return _from_csv(root, "test", labels, size, n, seed + 1, balanced=False)
+        return _from_csv(root, "test", labels, size, n, seed + 1, balanced=False, name="validation split")
     if not root.is_dir():
         raise DataError(f"verification data not found: {root}")
     folder = split_folder(root, "test", labels)
     if folder is not None:
-        return _from_folder(folder, labels, size, n, seed + 1, balanced=False)
+        return _from_folder(folder, labels, size, n, seed + 1, balanced=False, name=f"validation split {folder}")
     folder = split_folder(root, "train", labels)
     if folder is None:
         raise DataError(f"{root}: expected test/<class>/ or <class>/ image folders named after "
                         f"the labels ({', '.join(labels)})")
     used = frozenset(calib.files) if calib is not None else frozenset()
-    return _from_folder(folder, labels, size, n, seed + 1, balanced=False, exclude=used)
+    name = (f"class folder {folder} less the calibration images "
+            "(no validation split: the model may have trained on them)")
+    return _from_folder(folder, labels, size, n, seed + 1, balanced=False, exclude=used, name=name)

@@ -24,8 +24,8 @@ file (metadata_props) and in a JSON card with the same stem beside every file; f
 .tflite the card is the only metadata, so keep the two together.
 
 Each artifact is then loaded through the runtime (as `edgefer run` would) and compared
-with the float Keras model on real held-out faces: argmax agreement, largest probability
-difference, and accuracy before -> after. A format below its check makes the command
+with the float Keras model on real faces of the run's validation split: argmax agreement,
+largest probability difference, and accuracy before -> after. A format below its check makes the command
 exit 1; its file is kept for inspection as STEM.rejected.SUFFIX. Each file is built under
 a temporary name and renamed into place only once it has passed, so an earlier export at
 the same name stays whole and loadable until then, even if the export is interrupted.
@@ -42,7 +42,10 @@ formats:
 
 data (--calib-data ROOT):
   a FER2013 image tree: ROOT/train/<class>/*.jpg calibrates, ROOT/test/<class>/* verifies
-  a class folder:       ROOT/<class>/*; verification uses images calibration did not
+  a CK+ class folder:   for a CK+ run, the split in its run.json: the training side calibrates,
+                        the validation side verifies
+  a class folder:       ROOT/<class>/*; verification uses images calibration did not (no
+                        validation split: the model may have trained on them)
   fer2013.csv:          Training rows calibrate, PublicTest rows verify
   Default: the training data recorded in the run's run.json, if that path exists here.
 
@@ -92,7 +95,7 @@ def register(subparsers) -> None:
     p.add_argument("--calib-size", type=_positive, default=300, metavar="N",
                    help="calibration faces, balanced across classes (default: 300; 100-500 is typical)")
     p.add_argument("--verify-data", metavar="ROOT",
-                   help="held-out faces for verification if not those of --calib-data")
+                   help="validation faces for verification if not those of --calib-data")
     p.add_argument("--verify-size", type=_verify_size, default=1000, metavar="N|all",
                    help="verification faces, class-proportional (default: 1000)")
     p.add_argument("--no-verify", action="store_true",
@@ -136,7 +139,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .calibration import DataError, load_calibration, load_verification
+    from .calibration import DataError, load_calibration, load_verification, run_split
     from .runner import ExportError, export_model
     from .source import SourceError, default_stem, load_source, resolve_model_path
 
@@ -156,19 +159,20 @@ def run_export(args: argparse.Namespace) -> int:
                                "(or --verify-data ROOT), or --no-verify")
         source = load_source(model_path)
         labels, size = source.info.labels, source.info.preprocess.size
-        calib = (load_calibration(root, labels, size, args.calib_size, args.seed)
+        split = run_split(run)
+        calib = (load_calibration(root, labels, size, args.calib_size, args.seed, split)
                  if needs_calib and root is not None else None)
         verify = None
         if vroot is not None and not args.no_verify:
-            verify = load_verification(vroot, labels, size, args.verify_size, args.seed, calib)
+            verify = load_verification(vroot, labels, size, args.verify_size, args.seed, calib, split)
         out = Path(args.out) if args.out else model_path.parent / "export"
         stem = args.name or default_stem(model_path)
         card = source.info.card
         print(f"exporting {model_path} ({card.get('arch')}, {card.get('params'):,} params) -> {out}/")
         if calib is not None:
-            print(f"calibration: {len(calib)} faces from {calib.name} (balanced across classes)")
+            print(f"calibration: {len(calib)} faces from the {calib.name}, balanced across classes")
         if verify is not None:
-            print(f"verification: {len(verify)} held-out faces from {verify.name}")
+            print(f"verification: {len(verify)} faces from the {verify.name}")
         results = export_model(source, formats, out, stem, calib=calib, verify=verify, opset=args.opset,
                                threads=args.threads)
     except (SourceError, DataError, ExportError, json.JSONDecodeError) as exc:

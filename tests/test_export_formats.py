@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ckplus_synthetic import write_ckplus_tree
 from export_synthetic import LABELS, SIZE, write_tree
 
 from edgefer.export.calibration import (
     DataError,
+    RunSplit,
     balanced_indices,
     load_calibration,
     load_verification,
     proportional_indices,
+    run_split,
 )
 from edgefer.export.context import ExportContext
 from edgefer.export.formats import FORMATS, Check, ExportFormat, parse_formats
@@ -27,7 +30,7 @@ from edgefer.runtime.classifiers import BACKENDS
 from edgefer.runtime.cli import main
 from edgefer.runtime.metadata import ModelInfo, card_path
 from edgefer.runtime.preprocess import PreprocessSpec
-from edgefer.train.data import Dataset
+from edgefer.train.data import CKPLUS_LABELS, Dataset
 
 
 def test_table_rows_have_distinct_cards_and_runtime_backends():
@@ -68,6 +71,27 @@ def test_calibration_and_verification_come_from_train_and_test(tmp_path):
     assert set(calib.describe()["per_class"].values()) == {2}
     verify = load_verification(root, LABELS, SIZE, n=1000, seed=0, calib=calib)
     assert len(verify) == 21 and all("/test/" in f for f in verify.files)
+    assert calib.name == f"training split {root / 'train'}" and verify.name == f"validation split {root / 'test'}"
+
+
+def test_a_ckplus_run_calibrates_on_its_training_split_and_verifies_on_its_validation_split(tmp_path):
+    from edgefer.train.trainer import TrainConfig, load_splits
+
+    root = write_ckplus_tree(tmp_path / "ckplus")
+    run = {"config": {"dataset": "ckplus", "data": str(root), "split": "random", "seed": 3, "val_fraction": 0.25}}
+    split = run_split(run)
+    assert split == RunSplit("random", 0.25, 3)
+    assert run_split({"config": {"dataset": "fer2013", "split": "random"}}) is None
+    trained, validated = (set(d.files) for d in load_splits(TrainConfig(**run["config"]))[:2])
+    calib = load_calibration(root, CKPLUS_LABELS, SIZE, n=14, seed=0, split=split)
+    verify = load_verification(root, CKPLUS_LABELS, SIZE, n=1000, seed=0, calib=calib, split=split)
+    assert len(calib) == 14 and set(calib.files) <= trained
+    assert set(verify.files) == validated and not set(verify.files) & trained  # the run never trained on them
+    assert calib.name == f"CK+ training split of {root} (random split, seed 3)"
+    assert verify.name == f"CK+ validation split of {root} (random split, seed 3, 25%)"
+    assert "held-out" not in calib.name + verify.name
+    with pytest.raises(DataError, match="not CK\\+'s"):
+        load_verification(root, LABELS, SIZE, split=split)
 
 
 def test_class_folder_without_test_split_verifies_on_unused_images(tmp_path, capsys):
@@ -77,6 +101,7 @@ def test_class_folder_without_test_split_verifies_on_unused_images(tmp_path, cap
     verify = load_verification(root, LABELS, SIZE, n=1000, seed=0, calib=calib)
     assert len(calib) == 7 and len(verify) == 21
     assert not set(calib.files) & set(verify.files)
+    assert "no validation split: the model may have trained on them" in verify.name
     assert "contempt" in capsys.readouterr().err
 
 

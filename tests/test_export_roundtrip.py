@@ -155,7 +155,8 @@ def test_cli_exports_a_run_folder_from_an_image_tree(exported, tmp_path, capsys)
             "--name", "cli", "--calib-data", str(data), "--calib-size", "14", "--verify-size", "all"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "verification: 14 held-out faces" in printed
+    assert f"verification: 14 faces from the validation split {data / 'test'}" in printed
+    assert f"calibration: 14 faces from the training split {data / 'train'}, balanced" in printed
     assert sorted(p.name for p in out.iterdir()) == ["cli-full-int8.json", "cli-full-int8.tflite", "cli.json",
                                                      "cli.onnx"]
     assert printed.count(" ok\n") == 2

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import DATASETS, DEFAULT_DATA, add_train_arguments, config_from_args
+from .config import DATASETS, DEFAULT_DATA, DEFAULT_DATA_OF, add_train_arguments, config_from_args
+
+DATA_OPTIONS = ("dataset", "data", "split", "seed", "val_fraction")  # eval_data.DATA_KEYS, without numpy
 
 
 def _need_train_extra() -> None:
@@ -22,26 +24,36 @@ def _need_train_extra() -> None:
         raise CommandError("this command needs TensorFlow: pip install 'edgefer[train]'") from exc
 
 
-def _add_data_args(p: argparse.ArgumentParser, split_default: str = "test") -> None:
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    """The data options of eval and inspect. None means not given: the model's own record decides."""
     p.add_argument(
-        "--data", default=DEFAULT_DATA,
+        "--data", default=None,
         help="FER2013 image tree (train/, test/ of <class>/ folders), the Kaggle fer2013.csv, "
-        f"or a CK+48 folder with --dataset ckplus (default: {DEFAULT_DATA})",
+        "or a CK+48 folder with --dataset ckplus (default: the folder the run recorded, else "
+        f"{DEFAULT_DATA_OF['fer2013']}, or {DEFAULT_DATA_OF['ckplus']} for CK+)",
     )
     p.add_argument(
-        "--dataset", choices=DATASETS, default="fer2013",
-        help="fer2013 labels, FER+ majority labels (ferplus_join.csv beside the image tree), or CK+",
+        "--dataset", choices=DATASETS, default=None,
+        help="fer2013 labels, FER+ majority labels (ferplus_join.csv beside the image tree), or CK+ "
+        "(default: the dataset the run's run.json or the model's card records, else fer2013)",
     )
     p.add_argument(
-        "--split", default=split_default,
-        help="fer2013: train | test (= PublicTest); ckplus: random | subject (the held-out part)",
+        "--split", default=None,
+        help="fer2013: train | test (= PublicTest, the default); ckplus: random | subject (the validation "
+        "side of that split) | all (every image; the default for a model that did not train on CK+)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the CK+ split (default 0)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="CK+ held-out fraction (default 0.2)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the CK+ split (default: the run's, else 0)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="CK+ validation fraction (default: the run's, else 0.2)")
     p.add_argument(
         "--exclude-train-duplicates", action="store_true",
         help="FER2013/FER+: leave out test images pixel-identical to a training image (about 280 of PublicTest)",
     )
+
+
+def _given_data(args: argparse.Namespace) -> dict:
+    """The data options given on the command line (argparse leaves the others None)."""
+    return {k: getattr(args, k) for k in DATA_OPTIONS if getattr(args, k) is not None}
 
 
 # ---------------------------------------------------------------- train
@@ -148,8 +160,10 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval", help="accuracy, balanced accuracy, per-class recall, confusion matrix; compare artifacts",
         description="Evaluate one or more models (Keras .keras / run folder, .onnx, .tflite) on the same "
-        "data. With several models it prints one table: format, size, accuracy, balanced accuracy, "
-        "change vs the first model, arg-max agreement with it, ms per face (batch 1), faces/s (batch 64).",
+        "data: by default the validation data the first model's run.json records (for CK+, the run's "
+        "own validation split), or the dataset its card names. With several models it prints one table: "
+        "format, size, accuracy, balanced accuracy, change vs the first model, arg-max agreement with it, "
+        "ms per face (batch 1), faces/s (batch 64).",
         epilog="examples:\n"
         "  edgefer eval models/fer2013.onnx\n"
         "  edgefer eval runs/report models/fer2013.onnx models/fer2013-int8.onnx --out table.md\n"
@@ -170,9 +184,13 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate_cli import run_eval
+    from .evaluate_cli import EvalRequest, run_eval
 
-    return run_eval(args)
+    return run_eval(EvalRequest(
+        models=args.models, data=_given_data(args), exclude_train_duplicates=args.exclude_train_duplicates,
+        threads=args.threads, flip_tta=args.flip_tta, verify=not args.no_verify, timing=not args.no_timing,
+        out=args.out, json=args.json, write_card=args.write_card,
+    ))
 
 
 # ---------------------------------------------------------------- inspect
@@ -198,5 +216,6 @@ def _inspect(args: argparse.Namespace) -> int:
 
     model = Path(args.model)
     out = Path(args.out) if args.out else (model if model.is_dir() else Path("reports") / model.stem)
-    print(f"report: {write_model_report(model, out, args)}")
+    history = Path(args.history) if args.history else None
+    print(f"report: {write_model_report(model, out, _given_data(args), history, args.exclude_train_duplicates)}")
     return 0

@@ -22,6 +22,8 @@ from edgefer.runtime.errors import UsageError
 DEFAULT_DATA = "../shared/data/fer2013"
 ARCH_NAMES = ("reference", "report", "ckplus", "edge", "edge_fast", "edge_wide")
 DATASETS = ("fer2013", "ferplus", "ckplus")
+# Where each dataset lies unless told: a model card names its dataset but not the folder it was read from.
+DEFAULT_DATA_OF = {"fer2013": DEFAULT_DATA, "ferplus": DEFAULT_DATA, "ckplus": "../shared/data/ckplus"}
 RECIPE = "recipe (all off by default: the report's plain recipe)"
 
 # What a resume may do with a setting given again on its command line.

@@ -321,3 +321,14 @@ def ckplus_split(ds: Dataset, split: str, fraction: float, seed: int) -> tuple[n
     if split == "random":
         return random_split(len(ds), fraction, seed)
     raise ValueError(f"unknown CK+ split {split!r}; expected random or subject")
+
+
+def ckplus_train_val(ds: Dataset, split: str, fraction: float, seed: int) -> tuple[Dataset, Dataset, str]:
+    """(training split, validation split, description) of a CK+ dataset.
+
+    The one place the two sides are drawn: training, evaluation and export all call it, so an
+    evaluation or an export verification of a CK+ run sees exactly the images it validated on.
+    """
+    tr, te = ckplus_split(ds, split, fraction, seed)
+    desc = f"CK+ {split} split ({len(te)} of {len(ds)} images held out, seed {seed})"
+    return ds.subset(tr, "ckplus/train"), ds.subset(te, f"ckplus/val-{split}"), desc

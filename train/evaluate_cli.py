@@ -1,49 +1,41 @@
 """The body of `edgefer eval`: load every model, the data once per input size, print and write one table.
 
-Faces are loaded at the size each model's metadata declares (a 64x64 model is scored on
-64x64 faces, as `edgefer run` would feed it), resized from the same images in the same order.
+The images are those the first model's run.json or card records (eval_data.py) unless data
+options are given. Faces are loaded at the size each model's metadata declares (a 64x64 model
+is scored on 64x64 faces, as `edgefer run` would feed it), resized from the same images in the
+same order.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shlex
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from edgefer.runtime.metric_keys import metric_key
-
-from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates
+from .data import Dataset
+from .eval_data import EvalData, choose_eval_data, load_eval_data, recorded_of
 from .evaluate import Evaluation, evaluate, input_size, load_predictor, time_predictor
 
 
-def load_eval_data(args: argparse.Namespace, size: tuple[int, int] = (48, 48)) -> tuple[Dataset, str]:
-    """The dataset named by the data arguments, and a short key naming it (for cards)."""
-    if args.dataset == "ckplus":
-        ds = load_ckplus(args.data, size)
-        if args.split in ("random", "subject"):
-            _, held_out = ckplus_split(ds, args.split, args.val_fraction, args.seed)
-            ds = ds.subset(held_out, f"ckplus/{args.split}-heldout")
-        return ds, f"ckplus-{args.split}-seed{args.seed}"
-    if args.dataset == "ferplus":
-        ds = load_ferplus(args.data, args.split, size)
-    else:
-        ds = load_fer2013(args.data, args.split, size)
-    key = metric_key(args.dataset, args.split)
-    if getattr(args, "exclude_train_duplicates", False):
-        reference = load_fer2013(args.data, "train", size)
-        dup = pixel_duplicates(ds, reference)
-        keep = np.setdiff1d(np.arange(len(ds)), dup)
-        print(f"excluding {len(dup)} images pixel-identical to a training image")
-        ds = ds.subset(keep, f"{ds.name} without {len(dup)} training duplicates")
-        key += "-dedup"
-    if getattr(args, "flip_tta", False):
-        key += "-flip-tta"
-    return ds, key
+@dataclass(frozen=True)
+class EvalRequest:
+    """What `edgefer eval` was asked for; ``data`` holds only the data options the user gave."""
+
+    models: list[str]
+    data: Mapping[str, Any] = field(default_factory=dict)
+    exclude_train_duplicates: bool = False
+    threads: int = 1
+    flip_tta: bool = False
+    verify: bool = True
+    timing: bool = True
+    out: str | None = None
+    json: str | None = None
+    write_card: bool = False
 
 
 def comparison_table(evals: list[Evaluation], timing: dict[Path, tuple[float, float]]) -> str:
@@ -68,15 +60,14 @@ def comparison_table(evals: list[Evaluation], timing: dict[Path, tuple[float, fl
     return "\n".join(rows)
 
 
-def _load_models(args: argparse.Namespace) -> list[tuple[str, object]]:
+def _load_models(req: EvalRequest) -> list[tuple[str, Any]]:
     from edgefer.runtime.cli import CommandError
     from edgefer.runtime.errors import EdgeferError
 
-    verify = not getattr(args, "no_verify", False)
     loaded = []
-    for name in args.models:
+    for name in req.models:
         try:
-            loaded.append((name, load_predictor(name, threads=args.threads, flip_tta=args.flip_tta, verify=verify)))
+            loaded.append((name, load_predictor(name, threads=req.threads, flip_tta=req.flip_tta, verify=req.verify)))
         except EdgeferError as exc:
             raise CommandError(str(exc)) from exc
         except Exception as exc:  # any other loader error is a user-facing message here
@@ -84,11 +75,43 @@ def _load_models(args: argparse.Namespace) -> list[tuple[str, object]]:
     return loaded
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from edgefer.runtime.atomic import write_text
+def eval_data_for(models: list[tuple[str, Any]], given: Mapping[str, Any]) -> EvalData:
+    """The images the first model with a record of its training data picks, ``given`` over it.
+
+    All models are scored on the same images (the table compares them); one that trained on
+    other data is named in a warning.
+    """
+    records = [(name, recorded_of(Path(p.path), p.info.card)) for name, p in models]
+    first = next((rec for _, rec in records if rec is not None), None)
+    spec = choose_eval_data(given, first)
+    for name, rec in records:
+        own = choose_eval_data(given, rec)
+        if rec is not None and own.images() != spec.images():
+            print(f"warning: {name} trained on other data ({own.title()}, {rec.origin}); "
+                  f"it is scored on {spec.title()} like the others", file=sys.stderr)
+    if spec.warning:
+        print(f"warning: {spec.warning}", file=sys.stderr)
+    return spec
+
+
+def _load_data(spec: EvalData, size: tuple[int, int], req: EvalRequest, first: bool) -> tuple[Dataset, str]:
     from edgefer.runtime.cli import CommandError
 
-    models = _load_models(args)
+    try:
+        data, key = load_eval_data(spec, size, req.exclude_train_duplicates)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    if first:
+        print(spec.line(len(data)))
+    print(data.summary() + (f" at {size[0]}x{size[1]}" if size != (48, 48) else ""))
+    return data, key + ("-flip-tta" if req.flip_tta else "")
+
+
+def run_eval(req: EvalRequest) -> int:
+    from edgefer.runtime.cli import CommandError
+
+    models = _load_models(req)
+    spec = eval_data_for(models, req.data)
     datasets: dict[tuple[int, int], tuple[Dataset, str]] = {}
     evals: list[Evaluation] = []
     timing: dict[Path, tuple[float, float]] = {}
@@ -96,44 +119,50 @@ def run_eval(args: argparse.Namespace) -> int:
     for name, predictor in models:
         size = input_size(predictor)
         if size not in datasets:
-            try:
-                datasets[size] = load_eval_data(args, size)
-            except (FileNotFoundError, RuntimeError, ValueError) as exc:
-                raise CommandError(str(exc)) from exc
-            print(datasets[size][0].summary() + (f" at {size[0]}x{size[1]}" if size != (48, 48) else ""))
+            datasets[size] = _load_data(spec, size, req, first=not datasets)
         data, key = datasets[size]
         try:
             ev = evaluate(predictor, data)
         except ValueError as exc:
             raise CommandError(f"{name}: {exc}") from exc
         evals.append(ev)
-        m = ev.metrics
-        if not args.no_timing:
+        if req.timing:
             t1 = time_predictor(predictor, data.x, batch=1, rounds=200)
             t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
             timing[ev.path] = (1000 * t1, 64 / t64)
-        text = (
-            f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
-            f"on {m.n} images ({data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
-            f"```\n{m.confusion_text()}\n```\n"
-        )
-        sections.append(text)
-        print(text)
-        if args.write_card:
+        sections.append(_section(name, ev, data))
+        print(sections[-1])
+        if req.write_card:
             _write_card(ev, key, data, timing.get(ev.path))
     table = comparison_table(evals, timing)
     print(table)
     title = " and ".join(dict.fromkeys(d.name for d, _ in datasets.values()))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, f"# edgefer eval on {title}\n\ncommand: `{_command()}`\n\n{table}\n\n"
+    _write_outputs(req, title, table, sections, evals, timing)
+    return 0
+
+
+def _section(name: str, ev: Evaluation, data: Dataset) -> str:
+    m = ev.metrics
+    return (
+        f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
+        f"on {m.n} images ({data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
+        f"```\n{m.confusion_text()}\n```\n"
+    )
+
+
+def _write_outputs(req: EvalRequest, title: str, table: str, sections: list[str], evals: list[Evaluation],
+                   timing: dict[Path, tuple[float, float]]) -> None:
+    from edgefer.runtime.atomic import write_text
+
+    if req.out:
+        Path(req.out).parent.mkdir(parents=True, exist_ok=True)
+        write_text(req.out, f"# edgefer eval on {title}\n\ncommand: `{_command()}`\n\n{table}\n\n"
                    + "\n".join(sections))
-        print(f"wrote {args.out}")
-    if args.json:
-        write_text(args.json, json.dumps(
+        print(f"wrote {req.out}")
+    if req.json:
+        write_text(req.json, json.dumps(
             {str(e.path): e.metrics.to_dict() | {"timing": timing.get(e.path)} for e in evals}, indent=2
         ))
-    return 0
 
 
 def _command() -> str:
@@ -163,6 +192,3 @@ def _write_card(ev: Evaluation, key: str, data: Dataset, timing: tuple[float, fl
         return
     record_metrics(ev.path, key, metrics)
     print(f"recorded {key} metrics in {ev.path}'s card")
-
-
-

@@ -6,10 +6,12 @@ first-layer kernels, an image convolved with each kernel) for any run folder or 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,7 +19,8 @@ import numpy as np
 from edgefer.runtime.atomic import atomic_path, write_text
 
 from .data import Dataset
-from .evaluate import evaluate, load_predictor
+from .eval_data import choose_eval_data, load_eval_data, recorded_of
+from .evaluate import evaluate, input_size, load_predictor
 from .metrics import Metrics
 
 
@@ -163,32 +166,22 @@ def plot_filtered(image: np.ndarray, kernels: np.ndarray, out: Path) -> Path:
     return _grid(maps, titles, out, symmetric=False, size=1.0)
 
 
-def _val_data_of_run(run: Path) -> tuple[Dataset, str]:
-    from .trainer import TrainConfig, load_splits
+def write_model_report(model: Path, out: Path, data: Mapping[str, Any] | None = None,
+                       history: Path | None = None, exclude_train_duplicates: bool = False) -> Path:
+    """Evaluate ``model`` and write out/report.md with every plot; returns the report path.
 
-    cfg = json.loads((run / "run.json").read_text())["config"]
-    fields = TrainConfig.__dataclass_fields__
-    tc = TrainConfig(**{k: v for k, v in cfg.items() if k in fields})
-    _, val, desc = load_splits(tc)
-    return val, desc
-
-
-def write_model_report(model: Path, out: Path, args: argparse.Namespace | None = None) -> Path:
-    """Evaluate ``model`` and write out/report.md with every plot; returns the report path."""
+    The model is judged on the validation data its run.json (or card) records; ``data`` holds
+    data options that override the record (eval_data.py).
+    """
     model = Path(model)
     out.mkdir(parents=True, exist_ok=True)
-    # A run folder is judged on its own validation data unless other data is asked for.
-    if model.is_dir() and (model / "run.json").is_file() and (args is None or _is_default(args)):
-        data, desc = _val_data_of_run(model)
-    else:
-        from .evaluate_cli import load_eval_data
-
-        if args is None:
-            raise ValueError(f"{model}: not a run folder with run.json; give the data to evaluate on")
-        data, desc = load_eval_data(args)
-        desc = data.name
     predictor = load_predictor(model)
-    ev = evaluate(predictor, data)
+    spec = choose_eval_data(data or {}, recorded_of(Path(predictor.path), predictor.info.card))
+    if spec.warning:
+        print(f"warning: {spec.warning}", file=sys.stderr)
+    faces, _ = load_eval_data(spec, input_size(predictor), exclude_train_duplicates)
+    print(spec.line(len(faces)))
+    ev = evaluate(predictor, faces)
     m = ev.metrics
     lines = [f"# edgefer report: {model}", ""]
     run = model if model.is_dir() else model.parent
@@ -212,8 +205,8 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
         if isinstance(parent, dict):  # a later cycle: name the model it started from
             lines.append(f"- started from `{parent.get('file')}` (sha256 {str(parent.get('sha256'))[:12]}…, "
                          f"`{parent.get('arch', '?')}`; its own recipe is under training.init_from in the card)")
-    lines += [f"- validation data: {desc} ({m.n} images)", ""]
-    history = Path(args.history) if args is not None and getattr(args, "history", None) else run / "history.csv"
+    lines += [f"- validation data: {spec.title()} ({m.n} images, {spec.origin})", ""]
+    history = history or run / "history.csv"
     curves = plot_history(history, out / "curves.png") if history.is_file() else None
     if curves:
         lines += _history_summary(history) + ["", "![accuracy and loss](curves.png)", ""]
@@ -224,12 +217,12 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
     ]
     plot_confusion(m, out / "confusion.png")
     write_text(out / "metrics.json", json.dumps(m.to_dict(), indent=2) + "\n")
-    plot_samples(data, out / "samples.png")
+    plot_samples(faces, out / "samples.png")
     lines += ["## Samples per class (validation data)", "", "![samples](samples.png)", ""]
     try:
         kernels = first_layer_kernels(model)
         plot_kernels(kernels, out / "kernels.png")
-        face = data.x[int(np.flatnonzero(data.y == int(np.bincount(data.y).argmax()))[0])]
+        face = faces.x[int(np.flatnonzero(faces.y == int(np.bincount(faces.y).argmax()))[0])]
         plot_filtered(face, kernels, out / "filtered.png")
         lines += [
             f"## First-layer kernels ({kernels.shape[0]} of {kernels.shape[1]}x{kernels.shape[2]})", "",
@@ -241,12 +234,6 @@ def write_model_report(model: Path, out: Path, args: argparse.Namespace | None =
     report = out / "report.md"
     write_text(report, "\n".join(lines))
     return report
-
-
-def _is_default(args: argparse.Namespace) -> bool:
-    from .cli import DEFAULT_DATA
-
-    return args.data == DEFAULT_DATA and args.dataset == "fer2013"
 
 
 def _history_summary(history_csv: Path) -> list[str]:
@@ -261,4 +248,4 @@ def _history_summary(history_csv: Path) -> list[str]:
 
 
 def write_run_report(run: Path) -> Path:
-    return write_model_report(Path(run), Path(run), None)
+    return write_model_report(Path(run), Path(run))

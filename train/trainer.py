@@ -40,7 +40,7 @@ from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 from .average import AVERAGED, SNAPSHOTS
 from .config import TrainConfig
-from .data import Dataset, ckplus_split, load_ckplus, load_fer2013, load_ferplus
+from .data import Dataset, ckplus_train_val, load_ckplus, load_fer2013, load_ferplus
 
 
 def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
@@ -55,10 +55,7 @@ def load_splits(cfg: TrainConfig) -> tuple[Dataset, Dataset, str]:
         val = load_ferplus(cfg.data, "test", size)
         return train, val, "FER2013 PublicTest with FER+ majority labels"
     if cfg.dataset == "ckplus":
-        ds = load_ckplus(cfg.data, size)
-        tr, te = ckplus_split(ds, cfg.split, cfg.val_fraction, cfg.seed)
-        desc = f"CK+ {cfg.split} split ({len(te)} of {len(ds)} images held out, seed {cfg.seed})"
-        return ds.subset(tr, "ckplus/train"), ds.subset(te, f"ckplus/val-{cfg.split}"), desc
+        return ckplus_train_val(load_ckplus(cfg.data, size), cfg.split, cfg.val_fraction, cfg.seed)
     raise ValueError(f"unknown dataset {cfg.dataset!r}; expected fer2013, ferplus or ckplus")
 
 
