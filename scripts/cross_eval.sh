@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/fer2013}
 EDGEFER=${EDGEFER:-.venv/bin/edgefer}
+PY=${PY:-.venv/bin/python}
 out=$(mktemp -d)
 for dataset in fer2013 ferplus; do
   "$EDGEFER" eval models/fer2013.onnx models/ferplus.onnx --data "$DATA" --dataset "$dataset" --no-timing \
@@ -30,4 +31,4 @@ for m in models:
     print(f"| {Path(m).name} | " + " | ".join(accs) + " | " + " | ".join(bals) + " |")
 PY
 cat "$out/table.md"
-python3 scripts/splice.py models/README.md cross-labels "$out/table.md"
+"$PY" -m edgefer.export.readme_blocks splice models/README.md cross-labels "$out/table.md"

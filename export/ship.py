@@ -1,0 +1,331 @@
+"""``edgefer ship RUN --name NAME``: a training run becomes the shipped models, cards and tables.
+
+The release steps, in order, each a library call:
+
+1. export float ONNX, INT8 ONNX and INT8 TFLite into OUT (:func:`edgefer.export.runner.export_model`),
+   calibrated on CALIB_SIZE training faces and verified on every validation face;
+2. evaluate the run and the three files on the same images (``edgefer.train.evaluate``), record
+   the metrics in every file's card and write OUT/EVAL_NAME.md;
+3. two more views of the float model, recorded in its card: PublicTest without the images
+   pixel-identical to a training image, and with horizontal-flip averaging;
+4. copy the run's history.csv to OUT/reports/NAME/ and write the one-page report there
+   (:func:`edgefer.train.report.write_model_report`);
+5. fill the blocks eval-NAME, train-NAME and variants-NAME of the README
+   (:func:`edgefer.export.readme_blocks.splice`), in one atomic rewrite.
+
+The README is checked for the three marker pairs before anything is exported, so a missing
+block costs nothing but a one-line error.
+
+Where this command lives: it needs export's converters and train's evaluation. export already
+depends on train (source.py loads checkpoints through ``edgefer.train.checkpoints``;
+calibration.py, runner.py and verify.py use ``edgefer.train.data`` and ``.evaluate``), while
+train never imports export, so the command belongs in export and the direction
+runtime <- train <- export stays as it is.
+
+Only the standard library is imported at start-up; numpy, OpenCV, onnxruntime and TensorFlow
+load inside :func:`ship`, so ``edgefer --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgefer.runtime.errors import DataError, ExportError, UsageError
+
+from .readme_blocks import check_blocks, eval_block, run_summary, splice, variants_block
+
+if TYPE_CHECKING:
+    from edgefer.train.data import Dataset
+    from edgefer.train.eval_data import EvalData
+    from edgefer.train.evaluate import Evaluation
+
+FORMATS = "onnx,onnx-int8,tflite-int8"
+DATASETS = ("fer2013", "ferplus")  # what the duplicate exclusion and the variants table know
+ALL_FACES = 1 << 31  # verification on every validation face, as `--verify-size all`
+
+DESCRIPTION = """\
+Ship a training run: export it into OUT as float ONNX, INT8 ONNX and INT8 TFLite (each with
+its card), evaluate the run and the three files on the same images and record the metrics in
+every card, record two more views of the float model (without PublicTest's training
+duplicates; with flip averaging), write OUT/EVAL_NAME.md and the report in OUT/reports/NAME/,
+and fill the blocks eval-NAME, train-NAME and variants-NAME of the README.
+
+The README must already hold the three marker pairs, e.g. <!-- begin:eval-NAME --> and
+<!-- end:eval-NAME -->; the command checks them before it exports anything and rewrites the
+README atomically at the end.
+"""
+
+EPILOG = """\
+examples:
+  edgefer ship runs/edge --name fer2013
+  edgefer ship runs/ferplus --name ferplus --data ../shared/data/fer2013 --dataset ferplus
+  edgefer ship runs/edge --name trial --out /tmp/models --readme /tmp/models/README.md
+"""
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ship", help="export a run into models/, measure every file, fill models/README.md's tables",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", metavar="RUN", help="run folder from `edgefer train` (best.keras, run.json, history.csv)")
+    p.add_argument("--name", required=True, metavar="NAME",
+                   help="file stem of the shipped models (NAME.onnx, NAME-int8.onnx, NAME-full-int8.tflite)")
+    p.add_argument("--data", metavar="DIR",
+                   help="FER2013 image tree for calibration and evaluation (default: the run's recorded data)")
+    p.add_argument("--dataset", choices=DATASETS,
+                   help="labels the evaluations score against (default: the run's dataset)")
+    p.add_argument("--out", default="models", metavar="DIR", help="folder of the shipped models (default: models)")
+    p.add_argument("--calib-size", type=_positive, default=300, metavar="N",
+                   help="training faces that calibrate the INT8 ranges, balanced across classes (default: 300)")
+    p.add_argument("--calib-seed", type=int, default=0, metavar="S",
+                   help="which faces calibrate (default: 0); the sample moves INT8 accuracy by about 0.2 points")
+    p.add_argument("--readme", metavar="PATH", help="README with the marker blocks (default: OUT/README.md)")
+    p.set_defaults(func=_run_ship)
+
+
+@dataclass(frozen=True)
+class ShipRequest:
+    """What to ship and where; ``data`` and ``dataset`` None: as the run recorded them."""
+
+    run: Path
+    name: str
+    data: str | None = None
+    dataset: str | None = None
+    out: Path = Path("models")
+    calib_size: int = 300
+    calib_seed: int = 0
+    readme: Path | None = None
+
+    @property
+    def readme_path(self) -> Path:
+        return self.readme if self.readme is not None else self.out / "README.md"
+
+    @property
+    def keys(self) -> tuple[str, str, str]:
+        """The README blocks this run fills: its comparison table, its training, its float model's variants."""
+        return f"eval-{self.name}", f"train-{self.name}", f"variants-{self.name}"
+
+    def command(self) -> str:
+        """The command line that ships this request, recorded in the cards and tables it measured."""
+        parts = ["edgefer", "ship", str(self.run), "--name", self.name]
+        for flag, value, default in (
+            ("--data", self.data, None), ("--dataset", self.dataset, None), ("--out", str(self.out), "models"),
+            ("--calib-size", self.calib_size, 300), ("--calib-seed", self.calib_seed, 0),
+            ("--readme", self.readme and str(self.readme), None),
+        ):
+            if value is not None and value != default:
+                parts += [flag, str(value)]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass
+class ShipResult:
+    artifacts: list[Path]
+    eval_report: Path
+    report: Path
+    readme: Path
+    blocks: dict[str, str] = field(default_factory=dict)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _run_ship(args: argparse.Namespace) -> int:
+    req = ShipRequest(
+        run=Path(args.run), name=args.name, data=args.data, dataset=args.dataset, out=Path(args.out),
+        calib_size=args.calib_size, calib_seed=args.calib_seed, readme=Path(args.readme) if args.readme else None,
+    )
+    result = ship(req)
+    for path in [*result.artifacts, result.eval_report, result.report]:
+        print(f"wrote {path}")
+    print(f"filled {', '.join(result.blocks)} in {result.readme}")
+    return 0
+
+
+def _check_request(req: ShipRequest) -> None:
+    name = req.name
+    if not name or name.startswith(".") or any(c in name for c in "/\\ ") or Path(name).name != name:
+        raise UsageError(f"--name {name!r}: use a plain file stem such as fer2013")
+    if not req.run.is_dir():
+        raise UsageError(f"{req.run}: not a run folder")
+    for needed in ("run.json", "history.csv"):
+        if not (req.run / needed).is_file():
+            raise DataError(f"{req.run}: no {needed} (is it an `edgefer train` run folder?)")
+
+
+def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipResult:
+    """Run every release step for ``req`` (see the module docstring); returns what was written."""
+    _check_request(req)
+    readme = req.readme_path
+    check_blocks(readme, req.keys)
+    try:  # a run it cannot summarise fails before any export
+        train_text = run_summary(req.run)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{req.run}: run.json or history.csv lacks what the train-{req.name} block shows "
+                        f"({type(exc).__name__}: {exc})") from exc
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up logs
+    from edgefer.runtime.atomic import write_bytes, write_text
+    from edgefer.train.eval_data import choose_eval_data, recorded_of
+    from edgefer.train.report import write_model_report
+
+    given = {k: v for k, v in (("dataset", req.dataset), ("data", req.data)) if v is not None}
+    spec = choose_eval_data(given, recorded_of(req.run, {}))
+    if spec.dataset not in DATASETS:
+        raise UsageError(f"{req.run} trained on {spec.dataset}: ship handles {' and '.join(DATASETS)} runs")
+    if spec.warning:
+        progress(f"warning: {spec.warning}")
+
+    progress(f"ship [1/5] export {FORMATS} of {req.run} -> {req.out}/ (calibration data {spec.data})")
+    artifacts = _export(req, spec.data)
+
+    progress(f"ship [2/5] evaluate {req.run} and {len(artifacts)} files on {spec.title()}")
+    measured = _Measure(spec, req.command())
+    table, sections = measured.compare([req.run, *artifacts])
+    eval_report = req.out / f"EVAL_{req.name}.md"
+    write_text(eval_report, f"# edgefer eval on {measured.title()}\n\ncommand: `{req.command()}`\n\n{table}\n\n"
+               + "\n".join(sections))
+
+    float_model = artifacts[0]
+    progress(f"ship [3/5] variants of {float_model.name}: without training duplicates, with flip averaging")
+    measured.variant(float_model, exclude_train_duplicates=True)
+    measured.variant(float_model, flip_tta=True)
+
+    reports = req.out / "reports" / req.name
+    progress(f"ship [4/5] report of {float_model.name} -> {reports}/")
+    reports.mkdir(parents=True, exist_ok=True)
+    write_bytes(reports / "history.csv", (req.run / "history.csv").read_bytes())
+    report = write_model_report(float_model, reports, {"dataset": spec.dataset, "data": spec.data},
+                                reports / "history.csv")
+
+    eval_key, train_key, variants_key = req.keys
+    blocks = {
+        eval_key: eval_block(req.command(), table),
+        train_key: train_text,
+        variants_key: variants_block(measured.recorded[float_model], spec.key()),
+    }
+    progress(f"ship [5/5] fill {', '.join(blocks)} in {readme}")
+    splice(readme, blocks)
+    return ShipResult(artifacts, eval_report, report, readme, blocks)
+
+
+def _export(req: ShipRequest, data: str) -> list[Path]:
+    from .calibration import load_calibration, load_verification
+    from .formats import parse_formats
+    from .runner import export_model
+    from .source import load_source, resolve_model_path
+
+    if not Path(data).exists():
+        raise DataError(f"{data}: not found (calibration and evaluation data); pass --data DIR")
+    source = load_source(resolve_model_path(req.run))
+    labels, size = source.info.labels, source.info.preprocess.size
+    calib = load_calibration(data, labels, size, req.calib_size, req.calib_seed)
+    verify = load_verification(data, labels, size, ALL_FACES, req.calib_seed, calib)
+    results = export_model(source, parse_formats(FORMATS), req.out, req.name, calib=calib, verify=verify)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        why = "; ".join(f"{r.format}: {(r.error or r.summary()).splitlines()[0]}" for r in failed)
+        raise ExportError(f"{len(failed)} of {len(results)} formats failed, nothing measured or spliced: {why}")
+    return [r.path for r in results]
+
+
+class _Measure:
+    """Scores models on the images of one EvalData and records the metrics in their cards.
+
+    Faces are loaded once per input size (as `edgefer eval` does); the card entries have the
+    fields `edgefer eval --write-card` writes, with this ship command as ``measured_by``.
+    """
+
+    def __init__(self, spec: EvalData, command: str) -> None:
+        self.spec = spec
+        self.command = command
+        self.data: dict[tuple[int, int], tuple[Dataset, str]] = {}
+        self.recorded: dict[Path, dict[str, dict[str, Any]]] = {}  # model -> metric key -> metrics
+
+    def _faces(self, size: tuple[int, int]) -> tuple[Dataset, str]:
+        from edgefer.train.eval_data import load_eval_data
+
+        if size not in self.data:
+            self.data[size] = load_eval_data(self.spec, size)
+        return self.data[size]
+
+    def title(self) -> str:
+        return " and ".join(dict.fromkeys(d.name for d, _ in self.data.values()))
+
+    def compare(self, models: list[Path]) -> tuple[str, list[str]]:
+        """Evaluate ``models`` (the first is the reference); the comparison table and one section per model."""
+        from edgefer.train.evaluate import evaluate, input_size, load_predictor, time_predictor
+        from edgefer.train.evaluate_cli import comparison_table
+
+        evals, sections = [], []
+        timing: dict[Path, tuple[float, float]] = {}
+        for path in models:
+            predictor = load_predictor(path)
+            data, key = self._faces(input_size(predictor))
+            ev = evaluate(predictor, data)
+            t1 = time_predictor(predictor, data.x, batch=1, rounds=200)
+            t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
+            timing[ev.path] = (1000 * t1, 64 / t64)
+            evals.append(ev)
+            sections.append(_section(str(path), ev, data))
+            if ev.format != "keras":  # a run folder has no card; its figures are the table's first row
+                self._record(path, key, ev, data, timing[ev.path])
+        return comparison_table(evals, timing), sections
+
+    def variant(self, path: Path, exclude_train_duplicates: bool = False, flip_tta: bool = False) -> None:
+        """Evaluate one model on a variant of the data and record it under the variant's key."""
+        from edgefer.train.eval_data import load_eval_data
+        from edgefer.train.evaluate import evaluate, input_size, load_predictor
+
+        predictor = load_predictor(path, flip_tta=flip_tta)
+        size = input_size(predictor)
+        if exclude_train_duplicates:
+            data, key = load_eval_data(self.spec, size, exclude_train_duplicates=True)
+        else:
+            data, key = self._faces(size)
+        key += "-flip-tta" if flip_tta else ""
+        self._record(path, key, evaluate(predictor, data), data, None)
+
+    def _record(self, path: Path, key: str, ev: Evaluation, data: Dataset, timing: tuple[float, float] | None) -> None:
+        from edgefer.train.cards import record_metrics
+
+        d = ev.metrics.to_dict()
+        metrics: dict[str, Any] = {
+            "accuracy": d["accuracy"],
+            "balanced_accuracy": d["balanced_accuracy"],
+            "per_class_recall": {k: v["recall"] for k, v in d["per_class"].items()},
+            "n": d["n"],
+            "data": data.name,
+            "measured_by": self.command,
+            "date": dt.date.today().isoformat(),
+        }
+        if timing:
+            metrics["ms_per_face_batch1_1thread_here"] = round(timing[0], 3)
+        record_metrics(path, key, metrics)
+        self.recorded.setdefault(path, {})[key] = metrics
+
+
+def _section(name: str, ev: Evaluation, data: Dataset) -> str:
+    m = ev.metrics
+    return (
+        f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
+        f"on {m.n} images ({data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
+        f"```\n{m.confusion_text()}\n```\n"
+    )
