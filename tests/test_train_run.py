@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,7 @@ def _history(run: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_train_then_resume_after_interruption(tiny_data: Path, tmp_path: Path) -> None:
+def test_train_then_resume_after_interruption(tiny_data: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     cfg = TrainConfig(data=str(tiny_data), arch="ckplus", out=str(run), epochs=1, batch_size=8, seed=1)
     train(cfg)
@@ -50,11 +51,17 @@ def test_train_then_resume_after_interruption(tiny_data: Path, tmp_path: Path) -
     assert meta["preprocess"]["size"] == [48, 48]
     assert meta["machine"].startswith("Keras ") and "CPU" in meta["machine"]  # where it trained, for its card
     # "killed" after epoch 1: a resumed run continues at epoch 2 instead of starting over.
+    capsys.readouterr()
     cfg.epochs, cfg.resume = 3, True
     train(cfg)
     rows = _history(run)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert all(float(r["epoch_seconds"]) > 0 for r in rows)
+    # progress: after each epoch its time and the run's ETA; captured output is no terminal, so no \r
+    printed = capsys.readouterr().out
+    assert re.search(r"^epoch 2/3 done in \d+ s; run ETA \d+ s \(about \d\d:\d\d UTC", printed, re.M), printed
+    assert re.search(r"^epoch 3/3 done in \d+ s; 2 epochs trained in \d+ s$", printed, re.M), printed
+    assert "\r" not in printed
 
 
 def test_same_seed_same_history(tiny_data: Path, tmp_path: Path) -> None:

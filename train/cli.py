@@ -78,6 +78,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     )
     add_train_arguments(p)
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no step/ETA lines within and after each epoch (Keras' own output only)")
     p.set_defaults(func=_train)
 
 
@@ -91,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
     from .transfer import TransferError
 
     try:
-        out = train(cfg)
+        out = train(cfg, progress=not args.no_progress)
     except (DataError, TransferError) as exc:
         raise CommandError(str(exc)) from exc
     if not args.no_report:

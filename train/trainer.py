@@ -159,7 +159,8 @@ def resume_point(out: Path) -> tuple[Any, Path, int] | None:
     return None
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Train ``cfg`` into its run folder; ``progress`` adds the step and ETA lines (train/progress.py)."""
     import keras
 
     cfg.validate()  # a library caller gets the CLI's checks too
@@ -283,6 +284,8 @@ def train(cfg: TrainConfig) -> Path:
 
     best_so_far = _best_val(out / "history.csv")
     callbacks = [
+        # First: its on_epoch_end clears the redrawn line before another callback prints.
+        *([_progress(epochs)] if progress else []),
         _epoch_seeds(cfg.seed),
         _epoch_timer(),
         *([_deadline(t_start + cfg.time_budget)] if cfg.time_budget else []),
@@ -296,7 +299,8 @@ def train(cfg: TrainConfig) -> Path:
             _epoch_stream(train_batches, start_epoch, epochs, steps, cfg.workers), steps_per_epoch=steps,
             shuffle=False,
             validation_data=val_seq, epochs=epochs, initial_epoch=start_epoch,
-            callbacks=callbacks, verbose=2 if not _is_tty() else 1,
+            # Keras' own bar only where ours is off: two bars on one terminal line would fight.
+            callbacks=callbacks, verbose=2 if progress or not _is_tty() else 1,
         )
     else:
         print(f"{out}: all {epochs} epochs already done")
@@ -392,6 +396,12 @@ def _is_tty() -> bool:
     import sys
 
     return sys.stdout.isatty()
+
+
+def _progress(epochs: int):
+    from .progress import TrainProgress, progress_callback
+
+    return progress_callback(TrainProgress(epochs))
 
 
 def _deadline(t_end: float):
