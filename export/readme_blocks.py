@@ -108,34 +108,32 @@ def variants_block(metrics: Mapping[str, Mapping[str, Any]], key: str) -> str:
 
 
 # ---------------------------------------------------------------- the training run
-FLAGS = {  # TrainConfig field -> `edgefer train` flag, for the fields that differ from the defaults
-    "arch": "--arch", "dataset": "--dataset", "data": "--data", "epochs": "--epochs", "batch_size": "--batch",
-    "learning_rate": "--lr", "seed": "--seed", "split": "--split", "label_smoothing": "--label-smoothing",
-    "schedule": "--schedule", "warmup_epochs": "--warmup-epochs", "weight_decay": "--weight-decay",
-    "class_weight": "--class-weight", "precision": "--precision", "init_from": "--init-from",
-    "teacher": "--teacher", "teacher_weight": "--teacher-weight", "time_budget": "--time-budget",
-    "average_last": "--average-last",
-}
-DEFAULTS: dict[str, Any] = {
-    "dataset": "fer2013", "seed": 0, "split": "random", "label_smoothing": 0.0, "schedule": "constant",
-    "warmup_epochs": 0, "weight_decay": 0.0, "class_weight": "none", "precision": "float32",
-    "init_from": None, "teacher": None, "time_budget": None, "average_last": 0,
-}
+# Settings a run's command line leaves out: where and how fast it ran, not what it learned
+# (``augment`` is a switch, written last); and those shown even at their default.
+_NOT_RECIPE = {"out", "resume", "limit", "workers", "deterministic", "val_fraction", "augment"}
+_ALWAYS = {"arch", "data", "epochs", "batch_size", "learning_rate", "teacher_weight"}
 
 
 def train_command(cfg: Mapping[str, Any], out: str | None) -> str:
-    """The `edgefer train` command line a recorded config stands for (settings at their default left out)."""
+    """The `edgefer train` command line a recorded config stands for (settings at their default left out).
+
+    Flags and defaults come from TrainConfig, the one definition of the settings."""
+    from edgefer.train.config import flag_of, option_fields
+
     parts = ["edgefer train"]
-    for key, flag in FLAGS.items():
+    for f in option_fields():
+        key = f.name
+        if key in _NOT_RECIPE or key not in cfg and key not in _ALWAYS:
+            continue
         value = cfg.get(key)
-        if key in DEFAULTS and value == DEFAULTS[key]:
+        if key not in _ALWAYS and value == f.default:
             continue
         if key == "teacher_weight" and not cfg.get("teacher"):
             continue
         if isinstance(value, dict):  # a recorded parent model: its file name was the flag's value
             value = value.get("file")
         if value is not None:
-            parts.append(f"{flag} {value}")
+            parts.append(f"{flag_of(f)} {value}")
     if cfg.get("augment"):
         parts.append("--augment")
     if out:

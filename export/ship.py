@@ -29,7 +29,6 @@ load inside :func:`ship`, so ``edgefer --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shlex
 import sys
@@ -272,7 +271,7 @@ class _Measure:
     def compare(self, models: list[Path]) -> tuple[str, list[str]]:
         """Evaluate ``models`` (the first is the reference); the comparison table and one section per model."""
         from edgefer.train.evaluate import evaluate, input_size, load_predictor, time_predictor
-        from edgefer.train.evaluate_cli import comparison_table
+        from edgefer.train.evaluate_cli import comparison_table, eval_section
 
         evals, sections = [], []
         timing: dict[Path, tuple[float, float]] = {}
@@ -284,7 +283,7 @@ class _Measure:
             t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
             timing[ev.path] = (1000 * t1, 64 / t64)
             evals.append(ev)
-            sections.append(_section(str(path), ev, data))
+            sections.append(eval_section(str(path), ev, data))
             if ev.format != "keras":  # a run folder has no card; its figures are the table's first row
                 self._record(path, key, ev, data, timing[ev.path])
         return comparison_table(evals, timing), sections
@@ -305,27 +304,8 @@ class _Measure:
 
     def _record(self, path: Path, key: str, ev: Evaluation, data: Dataset, timing: tuple[float, float] | None) -> None:
         from edgefer.train.cards import record_metrics
+        from edgefer.train.evaluate_cli import card_metrics
 
-        d = ev.metrics.to_dict()
-        metrics: dict[str, Any] = {
-            "accuracy": d["accuracy"],
-            "balanced_accuracy": d["balanced_accuracy"],
-            "per_class_recall": {k: v["recall"] for k, v in d["per_class"].items()},
-            "n": d["n"],
-            "data": data.name,
-            "measured_by": self.command,
-            "date": dt.date.today().isoformat(),
-        }
-        if timing:
-            metrics["ms_per_face_batch1_1thread_here"] = round(timing[0], 3)
+        metrics = card_metrics(ev, data, self.command, timing)
         record_metrics(path, key, metrics)
         self.recorded.setdefault(path, {})[key] = metrics
-
-
-def _section(name: str, ev: Evaluation, data: Dataset) -> str:
-    m = ev.metrics
-    return (
-        f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
-        f"on {m.n} images ({data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
-        f"```\n{m.confusion_text()}\n```\n"
-    )

@@ -16,6 +16,7 @@ pytest.importorskip("tensorflow")
 
 from test_train_run import _tiny_fer_tree
 
+from edgefer.export.readme_blocks import run_summary
 from edgefer.train.trainer import TrainConfig, train
 
 
@@ -55,14 +56,14 @@ def test_last_epochs_are_averaged_into_a_run_folder(swa_run: tuple[Path, Path]) 
     # The first kernel is the members' mean; the two epochs really differ, so this is not a copy.
     assert not np.allclose(a[0], b[0])
     np.testing.assert_allclose(got[0], (a[0] + b[0]) / 2, rtol=1e-6, atol=1e-7)
-    script = Path(__file__).resolve().parents[1] / "scripts" / "run_summary.py"
-    text = subprocess.run([sys.executable, str(script), str(avg)], capture_output=True, text=True, check=True).stdout
+    text = run_summary(avg)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "averaging_table.py"
     assert "--average-last 2" in text
     assert "the average of 2 checkpoints (epoch_002.weights.h5 … epoch_003.weights.h5)" in text
     assert f"validation accuracy {meta['averaged']['val_accuracy']:.4f}" in text
     with (run / "history.csv").open() as fh:
         logged = [float(r["val_accuracy"]) for r in csv.DictReader(fh)]
-    table = subprocess.run([sys.executable, str(script.parent / "averaging_table.py"), str(avg)],
+    table = subprocess.run([sys.executable, str(script), str(avg)],
                            capture_output=True, text=True, check=True).stdout
     assert (f"| 2: run epoch 2, run epoch 3 | {min(logged[1:]):.4f} – {max(logged[1:]):.4f} "
             f"| {sum(logged[1:]) / 2:.4f} | **{meta['averaged']['val_accuracy']:.4f}** |") in table
@@ -148,7 +149,5 @@ def test_a_resumed_run_extends_its_epochs_and_its_average(swa_run: tuple[Path, P
     assert meta["extended"] == [{"after_epoch": 3, "epochs": 4, "average_last": 3}]
     members = json.loads((longer / "averaged" / "run.json").read_text())["averaged"]["members"]
     assert [Path(m).name for m in members] == [f"epoch_00{i}.weights.h5" for i in (2, 3, 4)]
-    script = Path(__file__).resolve().parents[1] / "scripts" / "run_summary.py"
-    text = subprocess.run([sys.executable, str(script), str(longer / "averaged")], capture_output=True, text=True,
-                          check=True).stdout
+    text = run_summary(longer / "averaged")
     assert "then resumed after epoch 3 with `--resume --epochs 4 --average-last 3`" in text

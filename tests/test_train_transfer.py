@@ -14,6 +14,7 @@ import keras
 from export_synthetic import LABELS, faces, train_tiny_run, write_tree
 
 from edgefer.export.formats import FORMATS
+from edgefer.export.readme_blocks import run_summary
 from edgefer.export.runner import export_model
 from edgefer.export.source import load_source
 from edgefer.runtime.labels import FERPLUS_LABELS
@@ -176,9 +177,6 @@ def test_resume_does_not_need_the_parent_file_any_more(tmp_path):
 
 def test_lineage_of_a_run_records_epochs_actually_run(tmp_path):
     """A parent cut short by a time limit says so in its child's card and summary."""
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from edgefer.train.transfer import lineage
 
@@ -196,6 +194,5 @@ def test_lineage_of_a_run_records_epochs_actually_run(tmp_path):
     child_meta = {**meta, "init_from": parent, "params": 1, "train_data": "t", "val_data": "v"}
     (child / "run.json").write_text(json.dumps(child_meta))
     (child / "history.csv").write_text((run / "history.csv").read_text())
-    script = Path(__file__).resolve().parents[1] / "scripts" / "run_summary.py"
-    out = subprocess.run([sys.executable, str(script), str(child)], capture_output=True, text=True, check=True).stdout
+    out = run_summary(child)
     assert f"for {rows} of its 9 epochs (stopped early)" in out

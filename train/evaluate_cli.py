@@ -130,7 +130,7 @@ def run_eval(req: EvalRequest) -> int:
             t1 = time_predictor(predictor, data.x, batch=1, rounds=200)
             t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
             timing[ev.path] = (1000 * t1, 64 / t64)
-        sections.append(_section(name, ev, data))
+        sections.append(eval_section(name, ev, data))
         print(sections[-1])
         if req.write_card:
             _write_card(ev, key, data, timing.get(ev.path))
@@ -141,7 +141,8 @@ def run_eval(req: EvalRequest) -> int:
     return 0
 
 
-def _section(name: str, ev: Evaluation, data: Dataset) -> str:
+def eval_section(name: str, ev: Evaluation, data: Dataset) -> str:
+    """One model's part of an eval report: headline figures, per-class table, confusion matrix."""
     m = ev.metrics
     return (
         f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
@@ -169,21 +170,27 @@ def _command() -> str:
     return "edgefer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _write_card(ev: Evaluation, key: str, data: Dataset, timing: tuple[float, float] | None) -> None:
-    from .cards import record_metrics
-
+def card_metrics(ev: Evaluation, data: Dataset, command: str, timing: tuple[float, float] | None) -> dict[str, Any]:
+    """The entry a model card records for one evaluation (what `--write-card` and `edgefer ship` write)."""
     d = ev.metrics.to_dict()
-    metrics = {
+    metrics: dict[str, Any] = {
         "accuracy": d["accuracy"],
         "balanced_accuracy": d["balanced_accuracy"],
         "per_class_recall": {k: v["recall"] for k, v in d["per_class"].items()},
         "n": d["n"],
         "data": data.name,
-        "measured_by": _command(),
+        "measured_by": command,
         "date": dt.date.today().isoformat(),
     }
     if timing:
         metrics["ms_per_face_batch1_1thread_here"] = round(timing[0], 3)
+    return metrics
+
+
+def _write_card(ev: Evaluation, key: str, data: Dataset, timing: tuple[float, float] | None) -> None:
+    from .cards import record_metrics
+
+    metrics = card_metrics(ev, data, _command(), timing)
     if ev.format == "keras":
         from edgefer.runtime.atomic import write_text
 
