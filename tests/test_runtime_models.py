@@ -122,3 +122,15 @@ def test_models_command_lists_each_classifier_with_its_measured_accuracy(capsys)
             assert f"{100 * metrics[key]['accuracy']:.2f}%" in row, row
     assert "face_detection" not in classifiers and "blazeface" not in classifiers
     assert "| blazeface (default) | blazeface_short.onnx |" in detectors and "| blazeface-full |" in detectors
+
+
+def test_sessions_with_a_thread_pool_do_not_spin(tiny_onnx: Path) -> None:
+    # idle pool threads that spin between runs take the cores the frame's OpenCV work needs
+    # (2 threads on 2 cores measured a whole frame twice as slow with spinning on)
+    from edgefer.runtime.classifiers import cpu_session
+
+    pooled = cpu_session(tiny_onnx, threads=2).get_session_options()
+    assert pooled.intra_op_num_threads == 2
+    assert pooled.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    single = cpu_session(tiny_onnx, threads=1).get_session_options()
+    assert single.intra_op_num_threads == 1  # no pool: nothing to spin
