@@ -95,9 +95,9 @@ def _ckplus_side(root: Path, labels: tuple[str, ...], size: tuple[int, int], spl
     return replace(train, name=f"CK+ training split of {root} ({how})")
 
 
-def _sample(ds: Dataset, n: int, seed: int, balanced: bool) -> Dataset:
+def _sample(ds: Dataset, n: int, seed: int, balanced: bool, name: str | None = None) -> Dataset:
     pick = (balanced_indices if balanced else proportional_indices)(ds.y, len(ds.labels), n, seed)
-    return ds.subset(pick)
+    return ds.subset(pick, name)
 
 
 def _from_folder(folder: Path, labels, size, n, seed, balanced, exclude=frozenset(), name: str = "") -> Dataset:
@@ -129,9 +129,7 @@ def _from_csv(path: Path, split: str, labels, size, n, seed, balanced, name: str
     ds = load_fer_csv(path, CSV_USAGE.get(split, split), size)
     if tuple(ds.labels) != tuple(labels):
         raise DataError(f"{path}: FER2013 labels do not match the model's ({', '.join(labels)})")
-    pick = (balanced_indices if balanced else proportional_indices)(ds.y, len(labels), n, seed)
-    return Dataset(ds.x[pick], ds.y[pick], labels, files=[ds.files[i] for i in pick],
-                   name=f"{name} {path}[{CSV_USAGE.get(split, split)}]")
+    return _sample(ds, n, seed, balanced, name=f"{name} {path}[{CSV_USAGE.get(split, split)}]")
 
 
 def load_calibration(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 300,

@@ -15,6 +15,8 @@ from edgefer.runtime.cli import CommandError
 
 from .formats import DEFAULT_OPSET, OPSETS, formats_table, parse_formats
 
+DEFAULT_CALIB_SIZE = 300  # training faces that calibrate the INT8 ranges
+
 DESCRIPTION = """\
 Export a trained Keras model to ONNX and TFLite, float and quantized, for the runtime.
 
@@ -68,7 +70,7 @@ def _verify_size(text: str) -> int:
     return n
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     n = int(text)
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -92,8 +94,9 @@ def register(subparsers) -> None:
                    help="file name stem (default: the run folder's name, e.g. 'report')")
     p.add_argument("--calib-data", metavar="ROOT",
                    help="real faces for calibration and verification (see 'data' below)")
-    p.add_argument("--calib-size", type=_positive, default=300, metavar="N",
-                   help="calibration faces, balanced across classes (default: 300; 100-500 is typical)")
+    p.add_argument("--calib-size", type=positive_int, default=DEFAULT_CALIB_SIZE, metavar="N",
+                   help=f"calibration faces, balanced across classes (default: {DEFAULT_CALIB_SIZE}; "
+                   "100-500 is typical)")
     p.add_argument("--verify-data", metavar="ROOT",
                    help="validation faces for verification if not those of --calib-data")
     p.add_argument("--verify-size", type=_verify_size, default=1000, metavar="N|all",
@@ -103,7 +106,7 @@ def register(subparsers) -> None:
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {OPSETS.start}-{OPSETS.stop - 1} (default: {DEFAULT_OPSET})")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling the faces (default: 0)")
-    p.add_argument("--threads", type=_positive, default=1, help="runtime threads when verifying (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="runtime threads when verifying (default: 1)")
     p.add_argument("--list-formats", action="store_true", help="print the table of formats and exit")
     p.set_defaults(func=run_export)
 

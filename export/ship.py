@@ -33,12 +33,13 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefer.runtime.errors import DataError, ExportError, UsageError
 
+from .cli import DEFAULT_CALIB_SIZE, positive_int
 from .readme_blocks import check_blocks, eval_block, run_summary, splice, variants_block
 
 if TYPE_CHECKING:
@@ -70,34 +71,6 @@ examples:
 """
 
 
-def _positive(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "ship", help="export a run into models/, measure every file, fill models/README.md's tables",
-        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run", metavar="RUN", help="run folder from `edgefer train` (best.keras, run.json, history.csv)")
-    p.add_argument("--name", required=True, metavar="NAME",
-                   help="file stem of the shipped models (NAME.onnx, NAME-int8.onnx, NAME-full-int8.tflite)")
-    p.add_argument("--data", metavar="DIR",
-                   help="FER2013 image tree for calibration and evaluation (default: the run's recorded data)")
-    p.add_argument("--dataset", choices=DATASETS,
-                   help="labels the evaluations score against (default: the run's dataset)")
-    p.add_argument("--out", default="models", metavar="DIR", help="folder of the shipped models (default: models)")
-    p.add_argument("--calib-size", type=_positive, default=300, metavar="N",
-                   help="training faces that calibrate the INT8 ranges, balanced across classes (default: 300)")
-    p.add_argument("--calib-seed", type=int, default=0, metavar="S",
-                   help="which faces calibrate (default: 0); the sample moves INT8 accuracy by about 0.2 points")
-    p.add_argument("--readme", metavar="PATH", help="README with the marker blocks (default: OUT/README.md)")
-    p.set_defaults(func=_run_ship)
-
-
 @dataclass(frozen=True)
 class ShipRequest:
     """What to ship and where; ``data`` and ``dataset`` None: as the run recorded them."""
@@ -107,7 +80,7 @@ class ShipRequest:
     data: str | None = None
     dataset: str | None = None
     out: Path = Path("models")
-    calib_size: int = 300
+    calib_size: int = DEFAULT_CALIB_SIZE
     calib_seed: int = 0
     readme: Path | None = None
 
@@ -123,14 +96,35 @@ class ShipRequest:
     def command(self) -> str:
         """The command line that ships this request, recorded in the cards and tables it measured."""
         parts = ["edgefer", "ship", str(self.run), "--name", self.name]
-        for flag, value, default in (
-            ("--data", self.data, None), ("--dataset", self.dataset, None), ("--out", str(self.out), "models"),
-            ("--calib-size", self.calib_size, 300), ("--calib-seed", self.calib_seed, 0),
-            ("--readme", self.readme and str(self.readme), None),
-        ):
-            if value is not None and value != default:
-                parts += [flag, str(value)]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ("run", "name") and value is not None and value != f.default:
+                parts += ["--" + f.name.replace("_", "-"), str(value)]
         return " ".join(shlex.quote(p) for p in parts)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ship", help="export a run into models/, measure every file, fill models/README.md's tables",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", metavar="RUN", help="run folder from `edgefer train` (best.keras, run.json, history.csv)")
+    p.add_argument("--name", required=True, metavar="NAME",
+                   help="file stem of the shipped models (NAME.onnx, NAME-int8.onnx, NAME-full-int8.tflite)")
+    p.add_argument("--data", metavar="DIR",
+                   help="FER2013 image tree for calibration and evaluation (default: the run's recorded data)")
+    p.add_argument("--dataset", choices=DATASETS,
+                   help="labels the evaluations score against (default: the run's dataset)")
+    p.add_argument("--out", default=str(ShipRequest.out), metavar="DIR",
+                   help=f"folder of the shipped models (default: {ShipRequest.out})")
+    p.add_argument("--calib-size", type=positive_int, default=ShipRequest.calib_size, metavar="N",
+                   help="training faces that calibrate the INT8 ranges, balanced across classes "
+                   f"(default: {ShipRequest.calib_size})")
+    p.add_argument("--calib-seed", type=int, default=ShipRequest.calib_seed, metavar="S",
+                   help=f"which faces calibrate (default: {ShipRequest.calib_seed}); the sample moves INT8 "
+                   "accuracy by about 0.2 points")
+    p.add_argument("--readme", metavar="PATH", help="README with the marker blocks (default: OUT/README.md)")
+    p.set_defaults(func=_run_ship)
 
 
 @dataclass
@@ -270,8 +264,8 @@ class _Measure:
 
     def compare(self, models: list[Path]) -> tuple[str, list[str]]:
         """Evaluate ``models`` (the first is the reference); the comparison table and one section per model."""
-        from edgefer.train.evaluate import evaluate, input_size, load_predictor, time_predictor
-        from edgefer.train.evaluate_cli import comparison_table, eval_section
+        from edgefer.train.evaluate import evaluate, input_size, load_predictor
+        from edgefer.train.evaluate_cli import comparison_table, eval_section, speed
 
         evals, sections = [], []
         timing: dict[Path, tuple[float, float]] = {}
@@ -279,9 +273,7 @@ class _Measure:
             predictor = load_predictor(path)
             data, key = self._faces(input_size(predictor))
             ev = evaluate(predictor, data)
-            t1 = time_predictor(predictor, data.x, batch=1, rounds=200)
-            t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
-            timing[ev.path] = (1000 * t1, 64 / t64)
+            timing[ev.path] = speed(predictor, data.x)
             evals.append(ev)
             sections.append(eval_section(str(path), ev, data))
             if ev.format != "keras":  # a run folder has no card; its figures are the table's first row

@@ -516,8 +516,6 @@ def _free_bytes(folder: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-
-
 def _write_image(path: Path, image: np.ndarray) -> Path:
     """Encode ``image`` in the format ``path``'s suffix names and write it whole or not at all."""
     ok, encoded = cv2.imencode(path.suffix, image)

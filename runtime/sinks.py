@@ -51,7 +51,7 @@ class OutputSpec:
     jsonl: str | None = None
     csv: str | None = None
     save: str | None = None
-    summary: str | None = None  # a folder: summary.json, a CSV of the timeline and its plot
+    summary: str | None = None  # a folder: tracks.json, tracks.csv and the emotions.png plot
     overlay: str = "full"  # per face: box + label + bars ("full"), box + label ("label"), nothing
     stats: bool = True  # the FPS and timing line on annotated frames
 

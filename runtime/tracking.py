@@ -32,7 +32,6 @@ from .settings import DEFAULT_HYSTERESIS, DEFAULT_SMOOTH, LEAD_MARGIN, MAX_LAG
 __all__ = ["DEFAULT_HYSTERESIS", "DEFAULT_SMOOTH", "LEAD_MARGIN", "MAX_LAG", "IoUTracker", "Track", "iou"]
 
 
-
 def _box4(box: Sequence[int]) -> Box:
     x, y, w, h = box
     return (int(x), int(y), int(w), int(h))
@@ -101,13 +100,13 @@ class IoUTracker:
     ) -> None:
         if not 0.0 <= lead_margin < 1.0 or max_lag < 1:
             raise ValueError(f"lead_margin must be in [0, 1) and max_lag >= 1, not {lead_margin}, {max_lag}")
-        self.lead_margin = float(lead_margin)
-        self.max_lag = int(max_lag)
         if not 0.0 <= smooth < 1.0:
             raise ValueError(f"smooth must be in [0, 1), not {smooth}")
         if not 0.0 <= hysteresis <= 50.0:
             raise ValueError(f"hysteresis must be in [0, 50], not {hysteresis}")
         self.hysteresis = float(hysteresis)
+        self.lead_margin = float(lead_margin)
+        self.max_lag = int(max_lag)
         self.iou_threshold = float(iou_threshold)
         self.max_missed = int(max_missed)
         self.smooth = float(smooth)

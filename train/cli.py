@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import DATASETS, DEFAULT_DATA, DEFAULT_DATA_OF, add_train_arguments, config_from_args
-
-DATA_OPTIONS = ("dataset", "data", "split", "seed", "val_fraction")  # eval_data.DATA_KEYS, without numpy
+from .config import DATA_KEYS, DATASETS, DEFAULT_DATA, DEFAULT_DATA_OF, add_train_arguments, config_from_args
 
 
 def _need_train_extra() -> None:
@@ -53,7 +51,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _given_data(args: argparse.Namespace) -> dict:
     """The data options given on the command line (argparse leaves the others None)."""
-    return {k: getattr(args, k) for k in DATA_OPTIONS if getattr(args, k) is not None}
+    return {k: getattr(args, k) for k in DATA_KEYS if getattr(args, k) is not None}
 
 
 # ---------------------------------------------------------------- train

@@ -25,6 +25,7 @@ DATASETS = ("fer2013", "ferplus", "ckplus")
 # Where each dataset lies unless told: a model card names its dataset but not the folder it was read from.
 DEFAULT_DATA_OF = {"fer2013": DEFAULT_DATA, "ferplus": DEFAULT_DATA, "ckplus": "../shared/data/ckplus"}
 RECIPE = "recipe (all off by default: the report's plain recipe)"
+DATA_KEYS = ("dataset", "data", "split", "seed", "val_fraction")  # the settings that pick a run's images
 
 # What a resume may do with a setting given again on its command line.
 SAME = "same"  # must equal the recorded value: it shaped the weights so far
@@ -81,7 +82,7 @@ class TrainConfig:
                                 choices=("none", "sqrt", "balanced"), group=RECIPE)
     init_from: str | None = setting(
         None, "start from these weights: .keras, .weights.h5, or a shipped .onnx (e.g. models/fer2013.onnx: "
-        "a new cycle in a later session; a head with other labels is mapped by name)", group=RECIPE)
+        "a new training cycle from a shipped model; a head with other labels is mapped by name)", group=RECIPE)
     precision: str = setting("float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16",
                              choices=("float32", "mixed_bfloat16"), group=RECIPE)
     # Augmentation is seeded per (seed, epoch, image), so the thread count changes speed only.

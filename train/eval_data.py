@@ -21,10 +21,9 @@ import numpy as np
 from edgefer.runtime.errors import DataError, UsageError
 from edgefer.runtime.metric_keys import metric_key
 
-from .config import DEFAULT_DATA_OF
+from .config import DATA_KEYS, DEFAULT_DATA_OF
 from .data import Dataset, ckplus_train_val, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates
 
-DATA_KEYS = ("dataset", "data", "split", "seed", "val_fraction")  # the settings that pick the images
 CKPLUS_SPLITS = ("random", "subject", "all")  # all: every CK+ image, for a model that never trained on CK+
 RUN, CARD = "as the run recorded", "as the model card records"
 

@@ -60,6 +60,13 @@ def comparison_table(evals: list[Evaluation], timing: dict[Path, tuple[float, fl
     return "\n".join(rows)
 
 
+def speed(predictor: Any, x: Any) -> tuple[float, float]:
+    """(ms per face at batch 1, faces per second at batch 64) on the faces ``x``: the table's two columns."""
+    t1 = time_predictor(predictor, x, batch=1, rounds=200)
+    t64 = time_predictor(predictor, x, batch=64, rounds=20)
+    return 1000 * t1, 64 / t64
+
+
 def _load_models(req: EvalRequest) -> list[tuple[str, Any]]:
     from edgefer.runtime.cli import CommandError
     from edgefer.runtime.errors import EdgeferError
@@ -127,9 +134,7 @@ def run_eval(req: EvalRequest) -> int:
             raise CommandError(f"{name}: {exc}") from exc
         evals.append(ev)
         if req.timing:
-            t1 = time_predictor(predictor, data.x, batch=1, rounds=200)
-            t64 = time_predictor(predictor, data.x, batch=64, rounds=20)
-            timing[ev.path] = (1000 * t1, 64 / t64)
+            timing[ev.path] = speed(predictor, data.x)
         sections.append(eval_section(name, ev, data))
         print(sections[-1])
         if req.write_card:
