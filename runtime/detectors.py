@@ -353,9 +353,10 @@ class BlazeFaceDetector(FaceDetector):
         except Exception as exc:  # ONNX Runtime's private exception types, malformed metadata
             raise DetectorError(f"{path}: cannot load it as a BlazeFace detector: {exc}") from exc
         self.path = path
-        self.anchors = bf.ssd_anchors(self.spec)
         self.min_score = self.spec.score_threshold if self.settings.min_score is None else self.settings.min_score
-        self._inputs = np.empty((1, self.spec.input_size, self.spec.input_size, 3), np.float32)
+        # per input shape (height, width): its anchors, and an input buffer per batch size
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
+        self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
 
     def windows(self, frame_w: int, frame_h: int) -> list[tuple[int, int, int, int]]:
         """The regions one frame is searched in: the whole frame, plus tiles when asked or automatic."""
@@ -367,24 +368,42 @@ class BlazeFaceDetector(FaceDetector):
             return whole
         return whole + bf.tile_grid(frame_w, frame_h, tile)
 
+    def anchors(self, shape: tuple[int, int]) -> np.ndarray:
+        if shape not in self._anchors:
+            self._anchors[shape] = bf.ssd_anchors(self.spec, *shape)
+        return self._anchors[shape]
+
+    def _run_regions(self, image: np.ndarray, regions: list[tuple[int, int, int, int]]
+                     ) -> list[tuple[bf.Window, bf.Decoded]]:
+        """Each region letterboxed into its input shape, one batch per shape, decoded in frame pixels."""
+        shapes = [bf.input_shape(self.spec, r[2], r[3], self._run.free_size) for r in regions]
+        out: dict[int, tuple[bf.Window, bf.Decoded]] = {}
+        size = self.spec.input_size
+        for shape in dict.fromkeys(shapes):
+            members = [i for i, s in enumerate(shapes) if s == shape]
+            key = (len(members), *shape)
+            if key not in self._buffers:
+                self._buffers[key] = np.empty((len(members), *shape, 3), np.float32)
+            x = self._buffers[key]
+            windows = [bf.letterbox(image, regions[i], size, x[j]) for j, i in enumerate(members)]
+            raw_boxes, raw_scores = self._run(x)
+            for j, (i, win) in enumerate(zip(members, windows)):
+                det = bf.decode(raw_boxes[j], raw_scores[j], self.anchors(shape), self.spec, self.min_score)
+                if len(det):
+                    boxes = win.to_frame(det.boxes.reshape(-1, 2, 2), size).reshape(-1, 4)
+                    det = bf.Decoded(boxes, win.to_frame(det.keypoints, size), det.scores)
+                out[i] = (win, det)
+        return [out[i] for i in range(len(regions))]
+
     def _detect(self, image: np.ndarray) -> list[Detection]:
         fh, fw = image.shape[:2]
         regions = self.windows(fw, fh)
-        if len(self._inputs) != len(regions):
-            self._inputs = np.empty((len(regions), self.spec.input_size, self.spec.input_size, 3), np.float32)
-        windows = [bf.letterbox(image, r, self.spec.input_size, self._inputs[i]) for i, r in enumerate(regions)]
-        raw_boxes, raw_scores = self._run(self._inputs)
         parts = []
-        for i, win in enumerate(windows):
-            det = bf.decode(raw_boxes[i], raw_scores[i], self.anchors, self.spec, self.min_score)
-            if len(det) == 0:
-                continue
-            size = self.spec.input_size
-            boxes = win.to_frame(det.boxes.reshape(-1, 2, 2), size).reshape(-1, 4)
-            det = bf.Decoded(boxes, win.to_frame(det.keypoints, size), det.scores)
-            if i > 0:  # a tile: a face cut by its inner edge is found whole in a neighbour
+        for i, (win, det) in enumerate(self._run_regions(image, regions)):
+            if i > 0 and len(det):  # a tile: a face cut by its inner edge is found whole in a neighbour
                 det = det.take(~bf.touches_inner_edge(det.boxes, win, fw, fh))
-            parts.append(det)
+            if len(det):
+                parts.append(det)
         if not parts:
             return []
         merged = bf.weighted_nms(bf.Decoded.concat(parts), self.spec.nms_iou)

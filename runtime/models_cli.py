@@ -106,7 +106,9 @@ def detector_table() -> str:
         size = spec["input_size"]
         default = " (default)" if name == DEFAULT_DETECTOR else ""
         mb = path.stat().st_size / 1e6
-        lines.append(f"| {name}{default} | {file} | {mb:.2f} | {size}x{size} | {spec['range']} |")
+        multiple = spec.get("size_multiple", 0)
+        shape = f"{size}x{size}" + (f" (or smaller, multiples of {multiple})" if multiple else "")
+        lines.append(f"| {name}{default} | {file} | {mb:.2f} | {shape} | {spec['range']} |")
     lines.append("| haar | OpenCV's haarcascade_frontalface_default.xml | - | frame shrunk to 320 px | "
                  "no extra; no keypoints |")
     mp = DETECTORS_DIR / MEDIAPIPE_MODEL

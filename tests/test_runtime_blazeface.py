@@ -25,6 +25,44 @@ def test_anchor_grids_match_mediapipes_counts_and_order() -> None:
     assert np.allclose(full[1], [1.5 / 48, 0.5 / 48])
 
 
+def test_a_smaller_input_has_the_square_inputs_anchors_for_the_rows_it_keeps() -> None:
+    spec = bf.SHORT_RANGE
+    square = bf.ssd_anchors(spec)
+    short = bf.ssd_anchors(spec, 96, 128)  # a 4:3 frame: 12 of 16 rows at stride 8, 6 of 8 at stride 16
+    want = np.concatenate([square[: 12 * 16 * 2], square[512 : 512 + 6 * 8 * 6]])
+    assert short.shape == (12 * 16 * 2 + 6 * 8 * 6, 2) and np.allclose(short, want)
+    narrow = bf.ssd_anchors(spec, 128, 96)  # portrait: fewer columns, the same units
+    assert np.allclose(narrow[:2], square[:2]) and narrow[:, 0].max() < 96 / 128
+
+
+@pytest.mark.parametrize(("spec", "frame", "free", "want"), [
+    (bf.SHORT_RANGE, (640, 480), True, (96, 128)),
+    (bf.SHORT_RANGE, (1280, 720), True, (80, 128)),
+    (bf.SHORT_RANGE, (480, 640), True, (128, 96)),
+    (bf.SHORT_RANGE, (500, 500), True, (128, 128)),
+    (bf.SHORT_RANGE, (640, 480), False, (128, 128)),
+    (bf.FULL_RANGE, (640, 480), True, (160, 192)),
+    (bf.FULL_RANGE, (1920, 1080), True, (128, 192)),
+])
+def test_input_shape_is_the_smallest_multiple_that_holds_the_frame(spec, frame, free, want) -> None:
+    assert bf.input_shape(spec, *frame, free) == want
+
+
+def test_the_smallest_input_finds_the_same_faces_as_the_square(sample_frames) -> None:
+    from edgefer.export.detectors import MAX_BOX_SHIFT, decoded_faces
+
+    for name in ("blazeface", "blazeface-full"):
+        with make_detector(name) as det:
+            assert det._run.free_size, f"the bundled {name} ONNX file should take free input sizes"
+            for frame in sample_frames:
+                h, w = frame.shape[:2]
+                tight = decoded_faces(det._run, frame, det.spec, bf.input_shape(det.spec, w, h, True))
+                square = decoded_faces(det._run, frame, det.spec, (det.spec.input_size,) * 2)
+                assert len(tight) == len(square) == 1
+                width = square.boxes[0, 2] - square.boxes[0, 0]
+                assert np.abs(tight.boxes - square.boxes).max() / width <= MAX_BOX_SHIFT
+
+
 def _encode(box: tuple[float, float, float, float], kps: np.ndarray, anchor: np.ndarray, size: int) -> np.ndarray:
     """The inverse of decode for one anchor: normalised box (cx, cy, w, h) and keypoints -> raw row."""
     cx, cy, w, h = box
@@ -67,18 +105,19 @@ def test_weighted_nms_averages_overlapping_boxes_by_score() -> None:
     assert len(bf.weighted_nms(bf.Decoded.empty(), 0.3)) == 0
 
 
+@pytest.mark.parametrize("free", [False, True])
 @pytest.mark.parametrize("shape", [(480, 640), (640, 480), (1080, 1920), (100, 100)])
-def test_letterbox_maps_tensor_points_back_to_frame_pixels(shape: tuple[int, int]) -> None:
+def test_letterbox_maps_tensor_points_back_to_frame_pixels(shape: tuple[int, int], free: bool) -> None:
     h, w = shape
     frame = np.zeros((h, w, 3), np.uint8)
     x, y = int(w * 0.7), int(h * 0.3)
     r = max(2, w // 60)
     cv2.circle(frame, (x, y), r, (255, 255, 255), -1)
-    out = np.empty((128, 128, 3), np.float32)
+    out = np.empty((*bf.input_shape(bf.SHORT_RANGE, w, h, free), 3), np.float32)
     win = bf.letterbox(frame, (0, 0, w, h), 128, out)
     assert out.min() == pytest.approx(-1.0) and out.max() <= 1.0
     # the letterbox border is black (-1) on the short side, centred
-    if w > h:
+    if w > h and not free:
         assert np.all(out[0] == -1.0) and np.all(out[-1] == -1.0) and win.pad_y > 0
     ty, tx = np.unravel_index(np.argmax(out[..., 0]), out.shape[:2])
     back = win.to_frame(np.array([[(tx + 0.5) / 128, (ty + 0.5) / 128]]), 128)[0]
