@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from edgefer.runtime.errors import DataError
 from edgefer.runtime.labels import canonical_label
+from edgefer.train.config import CkplusSplit
 from edgefer.train.data import CKPLUS_LABELS, Dataset, ckplus_train_val, list_class_images, load_ckplus, read_gray
 
 CSV_USAGE = {"train": "Training", "test": "PublicTest"}
@@ -65,24 +66,14 @@ def split_folder(root: Path, split: str, labels: tuple[str, ...]) -> Path | None
     return None
 
 
-@dataclass(frozen=True)
-class RunSplit:
-    """The CK+ split a run trained with: its training side calibrates, its validation side verifies."""
-
-    split: str = "random"
-    val_fraction: float = 0.2
-    seed: int = 0
-
-
-def run_split(run: Mapping[str, Any]) -> RunSplit | None:
-    """The CK+ split a run.json records; None for a run on FER2013 (its train/ and test/ are the split)."""
+def run_split(run: Mapping[str, Any]) -> CkplusSplit | None:
+    """The CK+ split a run.json records (its training side calibrates, its validation side verifies);
+    None for a run on FER2013 (its train/ and test/ are the split)."""
     cfg = run.get("config") or {}
-    if cfg.get("dataset") != "ckplus":
-        return None
-    return RunSplit(str(cfg.get("split", "random")), float(cfg.get("val_fraction", 0.2)), int(cfg.get("seed", 0)))
+    return CkplusSplit.of(cfg) if cfg.get("dataset") == "ckplus" else None
 
 
-def _ckplus_side(root: Path, labels: tuple[str, ...], size: tuple[int, int], split: RunSplit,
+def _ckplus_side(root: Path, labels: tuple[str, ...], size: tuple[int, int], split: CkplusSplit,
                  validation: bool) -> Dataset:
     """One side of a CK+ run's split, the very images the trainer drew (train/data.py ckplus_train_val)."""
     if tuple(labels) != CKPLUS_LABELS:
@@ -133,7 +124,7 @@ def _from_csv(path: Path, split: str, labels, size, n, seed, balanced, name: str
 
 
 def load_calibration(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 300,
-                     seed: int = 0, split: RunSplit | None = None) -> Dataset:
+                     seed: int = 0, split: CkplusSplit | None = None) -> Dataset:
     """A class-balanced sample of ``n`` training faces: the training side of a CK+ run's ``split``,
     else a FER2013 tree's train/, fer2013.csv's Training rows, or a class folder."""
     root = Path(root)
@@ -152,7 +143,7 @@ def load_calibration(root: str | Path, labels: tuple[str, ...], size: tuple[int,
 
 
 def load_verification(root: str | Path, labels: tuple[str, ...], size: tuple[int, int], n: int = 1000,
-                      seed: int = 0, calib: Dataset | None = None, split: RunSplit | None = None) -> Dataset:
+                      seed: int = 0, calib: Dataset | None = None, split: CkplusSplit | None = None) -> Dataset:
     """A class-proportional sample of validation faces: the validation side of a CK+ run's ``split``,
     else a FER2013 tree's test/ or fer2013.csv's PublicTest rows. A class folder without either
     gives what calibration did not use (so no verification image was also a calibration image),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgefer.runtime.cli import CommandError
@@ -111,9 +112,27 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_export)
 
 
-def _data_root(args, run: dict) -> Path | None:
-    if args.calib_data:
-        root = Path(args.calib_data)
+@dataclass(frozen=True)
+class ExportRequest:
+    """One `edgefer export` of a model: what, to which formats, on which faces, where."""
+
+    model: str
+    formats: str = "onnx"
+    out: str | None = None
+    name: str | None = None
+    calib_data: str | None = None
+    calib_size: int = DEFAULT_CALIB_SIZE
+    verify_data: str | None = None
+    verify_size: int = 1000
+    verify: bool = True
+    opset: int = DEFAULT_OPSET
+    seed: int = 0
+    threads: int = 1
+
+
+def _data_root(calib_data: str | None, run: dict) -> Path | None:
+    if calib_data:
+        root = Path(calib_data)
         if not root.exists():
             raise CommandError(f"--calib-data {root}: not found")
         return root
@@ -130,54 +149,65 @@ def run_export(args: argparse.Namespace) -> int:
         return 0
     if not args.model:
         raise CommandError("give MODEL, a run folder or .keras file (see edgefer export --help)")
+    return export(ExportRequest(
+        model=args.model, formats=args.format, out=args.out, name=args.name, calib_data=args.calib_data,
+        calib_size=args.calib_size, verify_data=args.verify_data, verify_size=args.verify_size,
+        verify=not args.no_verify, opset=args.opset, seed=args.seed, threads=args.threads,
+    ))
+
+
+def export(req: ExportRequest) -> int:
+    """Export ``req.model``; 0 when every format passed its check, 1 otherwise (the command's exit code)."""
     try:
-        formats = parse_formats(args.format)
+        formats = parse_formats(req.formats)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    if args.opset not in OPSETS:
-        raise CommandError(f"--opset {args.opset}: use {OPSETS.start}..{OPSETS.stop - 1}")
+    if req.opset not in OPSETS:
+        raise CommandError(f"--opset {req.opset}: use {OPSETS.start}..{OPSETS.stop - 1}")
     missing = [f"{f.name} needs {', '.join(f.missing())}" for f in formats if f.missing()]
     if missing:
         raise CommandError("missing requirements: " + "; ".join(missing) + "; pip install the extra named")
 
     # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgefer.train.runfolder import RunFolder
+
     from .calibration import DataError, load_calibration, load_verification, run_split
     from .runner import ExportError, export_model
     from .source import SourceError, default_stem, load_source, resolve_model_path
 
     try:
-        model_path = resolve_model_path(args.model)
-        run_json = model_path.parent / "run.json"
-        run = json.loads(run_json.read_text()) if run_json.is_file() else {}
-        root = _data_root(args, run)
-        vroot = Path(args.verify_data) if args.verify_data else root
+        model_path = resolve_model_path(req.model)
+        run = RunFolder(model_path.parent).run_or_empty()
+        root = _data_root(req.calib_data, run)
+        vroot = Path(req.verify_data) if req.verify_data else root
         needs_calib = any(f.calibrated for f in formats)
         if needs_calib and root is None:
             calibrated = ", ".join(f.name for f in formats if f.calibrated)
             raise CommandError(f"{calibrated} calibrate on real faces: pass --calib-data ROOT "
                                "(e.g. ../shared/data/fer2013)")
-        if vroot is None and not args.no_verify:
+        if vroot is None and req.verify:
             raise CommandError("verification needs real faces: pass --calib-data ROOT "
                                "(or --verify-data ROOT), or --no-verify")
-        source = load_source(model_path)
+        source = load_source(req.model)
+        model_path = source.path  # last.keras where best.keras did not load
         labels, size = source.info.labels, source.info.preprocess.size
         split = run_split(run)
-        calib = (load_calibration(root, labels, size, args.calib_size, args.seed, split)
+        calib = (load_calibration(root, labels, size, req.calib_size, req.seed, split)
                  if needs_calib and root is not None else None)
         verify = None
-        if vroot is not None and not args.no_verify:
-            verify = load_verification(vroot, labels, size, args.verify_size, args.seed, calib, split)
-        out = Path(args.out) if args.out else model_path.parent / "export"
-        stem = args.name or default_stem(model_path)
+        if vroot is not None and req.verify:
+            verify = load_verification(vroot, labels, size, req.verify_size, req.seed, calib, split)
+        out = Path(req.out) if req.out else model_path.parent / "export"
+        stem = req.name or default_stem(model_path)
         card = source.info.card
         print(f"exporting {model_path} ({card.get('arch')}, {card.get('params'):,} params) -> {out}/")
         if calib is not None:
             print(f"calibration: {len(calib)} faces from the {calib.name}, balanced across classes")
         if verify is not None:
             print(f"verification: {len(verify)} faces from the {verify.name}")
-        results = export_model(source, formats, out, stem, calib=calib, verify=verify, opset=args.opset,
-                               threads=args.threads)
+        results = export_model(source, formats, out, stem, calib=calib, verify=verify, opset=req.opset,
+                               threads=req.threads)
     except (SourceError, DataError, ExportError, json.JSONDecodeError) as exc:
         raise CommandError(str(exc).splitlines()[0]) from None
     failed = [r for r in results if not r.ok]

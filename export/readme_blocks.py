@@ -13,8 +13,6 @@ standard library is imported, so scripts can use this module without loading num
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import sys
 from collections.abc import Mapping
@@ -44,29 +42,35 @@ def missing_blocks(doc: str, keys: list[str] | tuple[str, ...]) -> list[str]:
 
 def check_blocks(target: Path, keys: list[str] | tuple[str, ...]) -> None:
     """Raise MissingBlockError unless ``target`` exists and has a marker pair for every key."""
+    _refuse_missing(_read(target, keys), keys, f"{target}: ")
+
+
+def _read(target: Path, keys: list[str] | tuple[str, ...]) -> str:
     if not target.is_file():
         raise MissingBlockError(f"{target}: no such file (it holds the blocks {', '.join(keys)})")
-    absent = missing_blocks(target.read_text(encoding="utf-8"), keys)
+    return target.read_text(encoding="utf-8")
+
+
+def _refuse_missing(doc: str, keys: list[str] | tuple[str, ...], name: str) -> None:
+    absent = missing_blocks(doc, keys)
     if absent:
         begin, end = markers(absent[0])
         more = f" (missing: {', '.join(absent)})" if len(absent) > 1 else ""
-        raise MissingBlockError(f"{target}: no {begin} ... {end} block{more}; add the markers where the text goes")
+        raise MissingBlockError(f"{name}no {begin} ... {end} block{more}; add the markers where the text goes")
 
 
-def splice_text(doc: str, blocks: Mapping[str, str]) -> str:
+def splice_text(doc: str, blocks: Mapping[str, str], name: str = "") -> str:
     """``doc`` with the text between each key's markers replaced by ``blocks[key]`` (stripped).
 
-    Raises MissingBlockError, naming the first key without a marker pair, before replacing any.
+    Raises MissingBlockError, naming the first key without a marker pair, before replacing any;
+    ``name`` (e.g. the file's path) leads the message.
     """
-    absent = missing_blocks(doc, list(blocks))
-    if absent:
-        begin, end = markers(absent[0])
-        raise MissingBlockError(f"no {begin} ... {end} block")
+    _refuse_missing(doc, list(blocks), name)
     for key, text in blocks.items():
         begin, end = markers(key)
         found = _pattern(key).search(doc)
         if found is None:  # only if an earlier block's new text swallowed this block's markers
-            raise MissingBlockError(f"no {begin} ... {end} block left after filling the others")
+            raise MissingBlockError(f"{name}no {begin} ... {end} block left after filling the others")
         # Sliced in, not re.sub'd: backslashes in a table must stay as written.
         doc = f"{doc[:found.start()]}{begin}\n{text.strip()}\n{end}{doc[found.end():]}"
     return doc
@@ -75,13 +79,12 @@ def splice_text(doc: str, blocks: Mapping[str, str]) -> str:
 def splice(target: str | Path, blocks: Mapping[str, str]) -> None:
     """Fill the marked blocks of ``target`` (see :func:`splice_text`) in one atomic rewrite.
 
-    If any block is missing, ``target`` is left untouched and the error names it.
+    The file is read once; if any block is missing, it is left untouched and the error names it.
     """
     from edgefer.runtime.atomic import write_text
 
     path = Path(target)
-    check_blocks(path, list(blocks))
-    write_text(path, splice_text(path.read_text(encoding="utf-8"), blocks))
+    write_text(path, splice_text(_read(path, list(blocks)), blocks, name=f"{path}: "))
 
 
 # ---------------------------------------------------------------- the tables
@@ -186,19 +189,20 @@ def extension_lines(extended: list[Mapping[str, Any]] | None) -> list[str]:
 
 def run_summary(run: str | Path) -> str:
     """Markdown lines on one training run (command, data, recipe, time) from its run.json and history.csv."""
-    run = Path(run)
-    meta = json.loads((run / "run.json").read_text())
+    from edgefer.train.runfolder import RunFolder
+
+    folder = RunFolder(run)
+    meta = folder.read_run()
     cfg = meta["config"]
-    with (run / "history.csv").open() as fh:
-        hist = list(csv.DictReader(fh))
+    hist = folder.read_history()
     if not hist:
-        raise DataError(f"{run / 'history.csv'}: no epochs recorded")
+        raise DataError(f"{folder.history}: no epochs recorded")
     accs = [float(r["val_accuracy"]) for r in hist]
     best = max(range(len(accs)), key=accs.__getitem__)
     secs = sum(float(r.get("epoch_seconds") or 0) for r in hist)
     shipped = "the average below" if meta.get("averaged") else "`best.keras`"
     return "\n".join([
-        f"- command: `{train_command(cfg, str(run))}`",
+        f"- command: `{train_command(cfg, str(folder.path))}`",
         *extension_lines(meta.get("extended")),
         *parent_lines(meta.get("init_from")),
         f"- architecture: `{cfg['arch']}`, {meta['params']:,} parameters",

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefer.runtime.errors import DataError, ExportError, UsageError
+from edgefer.train.runfolder import RunFolder
 
 from .cli import DEFAULT_CALIB_SIZE, positive_int
 from .readme_blocks import check_blocks, eval_block, run_summary, splice, variants_block
@@ -158,9 +159,10 @@ def _check_request(req: ShipRequest) -> None:
         raise UsageError(f"--name {name!r}: use a plain file stem such as fer2013")
     if not req.run.is_dir():
         raise UsageError(f"{req.run}: not a run folder")
-    for needed in ("run.json", "history.csv"):
-        if not (req.run / needed).is_file():
-            raise DataError(f"{req.run}: no {needed} (is it an `edgefer train` run folder?)")
+    run = RunFolder(req.run)
+    for needed in (run.run_json, run.history):
+        if not needed.is_file():
+            raise DataError(f"{req.run}: no {needed.name} (is it an `edgefer train` run folder?)")
 
 
 def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipResult:
@@ -204,9 +206,9 @@ def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipRes
     reports = req.out / "reports" / req.name
     progress(f"ship [4/5] report of {float_model.name} -> {reports}/")
     reports.mkdir(parents=True, exist_ok=True)
-    write_bytes(reports / "history.csv", (req.run / "history.csv").read_bytes())
-    report = write_model_report(float_model, reports, {"dataset": spec.dataset, "data": spec.data},
-                                reports / "history.csv")
+    history = RunFolder(reports).history  # the run's curves beside the shipped model's report
+    write_bytes(history, RunFolder(req.run).history.read_bytes())
+    report = write_model_report(float_model, reports, {"dataset": spec.dataset, "data": spec.data}, history)
 
     eval_key, train_key, variants_key = req.keys
     blocks = {
@@ -223,11 +225,11 @@ def _export(req: ShipRequest, data: str) -> list[Path]:
     from .calibration import load_calibration, load_verification
     from .formats import parse_formats
     from .runner import export_model
-    from .source import load_source, resolve_model_path
+    from .source import load_source
 
     if not Path(data).exists():
         raise DataError(f"{data}: not found (calibration and evaluation data); pass --data DIR")
-    source = load_source(resolve_model_path(req.run))
+    source = load_source(req.run)
     labels, size = source.info.labels, source.info.preprocess.size
     calib = load_calibration(data, labels, size, req.calib_size, req.calib_seed)
     verify = load_verification(data, labels, size, ALL_FACES, req.calib_seed, calib)

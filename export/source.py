@@ -8,7 +8,6 @@ to the FER2013 labels and the default preprocessing, and says so.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from edgefer.runtime.errors import ModelError
 from edgefer.runtime.labels import FER2013_LABELS
 from edgefer.runtime.metadata import ModelInfo
 from edgefer.runtime.preprocess import PreprocessSpec
+from edgefer.train.runfolder import BEST, LAST, RunFolder, load_first, model_files
 from edgefer.train.transfer import training_record
 
 from .native_output import captured_native_output
@@ -51,13 +51,10 @@ class SourceModel:
 
 
 def resolve_model_path(path: str | Path) -> Path:
-    """A run folder means its best.keras (else last.keras)."""
+    """The checkpoint a run folder means (train/runfolder.py), or a .keras file itself."""
     p = Path(path)
     if p.is_dir():
-        for name in ("best.keras", "last.keras"):
-            if (p / name).is_file():
-                return p / name
-        raise SourceError(f"{p}: no best.keras or last.keras in this folder (is it an `edgefer train` run?)")
+        return RunFolder(p).model_file()
     if not p.is_file():
         raise SourceError(f"model not found: {p}")
     if p.suffix != ".keras":
@@ -67,7 +64,7 @@ def resolve_model_path(path: str | Path) -> Path:
 
 def default_stem(model_path: Path) -> str:
     """runs/report/best.keras -> 'report'; my_model.keras -> 'my_model'."""
-    return model_path.parent.name if model_path.stem in ("best", "last") else model_path.stem
+    return model_path.parent.name if model_path.name in (BEST, LAST) else model_path.stem
 
 
 def _sha256(path: Path) -> str:
@@ -94,62 +91,35 @@ def base_card(path: Path, run: dict, model: Any) -> dict:
         # the whole recipe, so the card alone says how to retrain the model
         skip = {"data", "out", "resume", "limit", "preprocess"}
         card["training"] = {k: v for k, v in training_record(run).items() if k not in skip}
-    metrics = path.parent / "metrics.json"
-    if run and metrics.is_file():
-        try:
-            # written by the run's report (`edgefer train`): the Keras model on its validation data
-            card["metrics"] = {"run-validation": json.loads(metrics.read_text())}
-        except ValueError:
-            print(f"warning: {metrics}: unreadable, not copied to the card", file=sys.stderr)
+    # written by the run's report (`edgefer train`): the Keras model on its validation data
+    metrics = RunFolder(path.parent).read_metrics() if run else None
+    if metrics is not None:
+        card["metrics"] = {"run-validation": metrics}
     return card
 
 
-def _candidates(path: str | Path) -> list[Path]:
-    """The file to export, then what to fall back on: a run folder's last.keras after its
-    best.keras (a checkpoint emptied by a crash must not block the export)."""
-    first = resolve_model_path(path)
-    fallback = first.parent / "last.keras"
-    return [first, fallback] if Path(path).is_dir() and first.name == "best.keras" and fallback.is_file() else [first]
-
-
-def _load_first(candidates: list[Path]):  # -> (keras.Model, Path)
-    from edgefer.train.checkpoints import load_inference_model
-
-    for i, candidate in enumerate(candidates):
-        try:
-            # float32 even for a mixed_bfloat16 run; the optimizer state is irrelevant for export.
-            return load_inference_model(candidate), candidate
-        except Exception as exc:  # keras raises many types for a bad file
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if i + 1 == len(candidates):
-                raise SourceError(f"{candidate}: Keras cannot load it: {why}") from exc
-            print(f"warning: {candidate}: Keras cannot load it ({why}); exporting {candidates[i + 1].name} "
-                  "instead, the run's last epoch rather than its best", file=sys.stderr)
-    raise SourceError("no model to export")
-
-
 def load_source(path: str | Path) -> SourceModel:
-    candidates = _candidates(path)
-    model_path = candidates[0]
-    run_json = model_path.parent / "run.json"
-    run: dict = {}
-    if run_json.is_file():
-        try:
-            run = json.loads(run_json.read_text())
-        except ValueError as exc:
-            raise SourceError(f"{run_json}: unreadable run.json: {exc}") from exc
+    """The model ``path`` means: a .keras file, or the checkpoint of a run folder (runfolder.py:
+    best.keras, else last.keras when best.keras is missing or does not load)."""
+    candidates = model_files(path)
+    if candidates[0].suffix != ".keras":
+        resolve_model_path(candidates[0])  # the one-line error for a file of another kind
+    run = RunFolder(candidates[0].parent).run_or_empty()
 
     with captured_native_output("importing Keras"):  # TensorFlow's start-up log lines
         import keras  # noqa: F401 - imported here so its start-up log lines are captured
 
         import edgefer.train.checkpoints  # noqa: F401 - its Keras imports log too
 
-    model, model_path = _load_first(candidates)
+    from edgefer.train.checkpoints import load_inference_model
+
+    # float32 even for a mixed_bfloat16 run; the optimizer state is irrelevant for export.
+    model, model_path = load_first(path, load_inference_model)
 
     if run:
         labels = tuple(run.get("labels") or ())
         recorded = run.get("preprocess")
-        spec = PreprocessSpec.from_json(json.dumps(recorded)) if recorded else PreprocessSpec()
+        spec = PreprocessSpec.from_dict(recorded) if recorded else PreprocessSpec()
     else:
         labels, spec = FER2013_LABELS, PreprocessSpec()
         print(

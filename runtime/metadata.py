@@ -120,7 +120,7 @@ def _card_json(model_path: Path, info: ModelInfo, base: dict) -> str:
         **base,
         "model": model_path.name,
         "labels": list(info.labels),
-        "preprocess": json.loads(info.preprocess.to_json()),
+        "preprocess": info.preprocess.to_dict(),
         "card": info.card,
     }
     if info.sha256:

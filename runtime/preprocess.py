@@ -57,18 +57,26 @@ class PreprocessSpec:
             raise ValueError(f"margin must be in [0, {MAX_MARGIN:g}] (a fraction of the box added on each "
                              f"side), not {self.margin}")
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict:
+        """The JSON object a card or run.json records (``to_json`` is its text)."""
         d = asdict(self)
         d["size"] = list(self.size)
         if not d["extra"]:
             d.pop("extra")
         if not d["align"]:  # files written before alignment existed stay byte-identical
             d.pop("align")
-        return json.dumps(d, sort_keys=True)
+        return dict(sorted(d.items()))  # the order to_json always wrote, so rewritten cards stay byte-identical
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> PreprocessSpec:
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: object) -> PreprocessSpec:
+        """A spec from its recorded JSON object, checked as strictly as ``from_json``."""
         if not isinstance(d, dict):
             raise ValueError("preprocess metadata must be a JSON object")
         missing = {"size", "scale", "offset"} - d.keys()

@@ -12,12 +12,13 @@ Writes OUT/ablation.md (a Markdown table) and prints it.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from edgefer.train.runfolder import RunFolder
 
 FULL = ["--augment", "--label-smoothing", "0.1", "--schedule", "cosine", "--warmup-epochs", "1",
         "--weight-decay", "0.01"]
@@ -49,8 +50,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 
 
 def _epochs_done(run: Path) -> int:
-    hist = run / "history.csv"
-    return sum(1 for _ in csv.DictReader(hist.open())) if hist.is_file() else 0
+    return RunFolder(run).finished_epochs()
 
 
 def _command(args: argparse.Namespace, name: str) -> list[str]:
@@ -84,9 +84,8 @@ def table(args: argparse.Namespace, names: list[str]) -> str:
             "| minutes |", "|---|---:|---:|---:|---:|---:|---:|"]
     results = {}
     for name in names:
-        hist = Path(args.out) / name / "history.csv"
-        if hist.is_file():
-            results[name] = list(csv.DictReader(hist.open()))
+        if rows := RunFolder(Path(args.out) / name).read_history():
+            results[name] = rows
     ref = float(results["full"][-1]["val_accuracy"]) if results.get("full") else None
     for name in names:
         h = results.get(name)

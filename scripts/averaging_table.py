@@ -11,35 +11,34 @@ Usage: python scripts/averaging_table.py RUN [RUN ...]
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import sys
 from pathlib import Path
 
+from edgefer.train.runfolder import LAST, RunFolder
+
 
 def _history(run: Path) -> list[float]:
-    with (run / "history.csv").open() as fh:
-        return [float(r["val_accuracy"]) for r in csv.DictReader(fh)]
+    return [float(r["val_accuracy"]) for r in RunFolder(run).read_history()]
 
 
 def member_accuracy(member: Path) -> tuple[str, float]:
     """(short name, logged validation accuracy) of one averaged checkpoint."""
     snap = re.fullmatch(r"epoch_(\d+)\.weights\.h5", member.name)
     run = member.parent.parent if snap else member.parent
-    averaged = json.loads((run / "run.json").read_text()).get("averaged")
+    averaged = RunFolder(run).read_run().get("averaged")
     if averaged and not snap:  # an average itself: its own evaluation, not the members' history
         return f"{run.name} (average of {len(averaged['members'])})", averaged["val_accuracy"]
     accs = _history(run)
     if snap:
         return f"{run.name} epoch {int(snap[1])}", accs[int(snap[1]) - 1]
-    if member.name == "last.keras":
+    if member.name == LAST:
         return f"{run.name} last (epoch {len(accs)})", accs[-1]
     return f"{run.name} best (epoch {accs.index(max(accs)) + 1})", max(accs)
 
 
 def row(avg: Path) -> str:
-    meta = json.loads((avg / "run.json").read_text())["averaged"]
+    meta = RunFolder(avg).read_run()["averaged"]
     members = [member_accuracy(Path(m)) for m in meta["members"]]
     accs = [a for _, a in members]
     names = [n for n, _ in members]

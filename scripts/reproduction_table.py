@@ -9,15 +9,15 @@ each epoch (FER2013 PublicTest for FER2013 runs); nothing is typed in.
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from pathlib import Path
 
+from edgefer.train.runfolder import RunFolder
+
 
 def row(run: Path, reported: str | None) -> str:
-    meta = json.loads((run / "run.json").read_text())
-    hist = list(csv.DictReader((run / "history.csv").open()))
+    meta = RunFolder(run).read_run()
+    hist = RunFolder(run).read_history()
     accs = [100 * float(r["val_accuracy"]) for r in hist]
     best = max(range(len(accs)), key=accs.__getitem__)
     minutes = sum(float(r.get("epoch_seconds") or 0) for r in hist) / 60

@@ -13,7 +13,6 @@ from export_synthetic import LABELS, SIZE, write_tree
 
 from edgefer.export.calibration import (
     DataError,
-    RunSplit,
     balanced_indices,
     load_calibration,
     load_verification,
@@ -30,6 +29,7 @@ from edgefer.runtime.classifiers import BACKENDS
 from edgefer.runtime.cli import main
 from edgefer.runtime.metadata import ModelInfo, card_path
 from edgefer.runtime.preprocess import PreprocessSpec
+from edgefer.train.config import CkplusSplit
 from edgefer.train.data import CKPLUS_LABELS, Dataset
 
 
@@ -80,7 +80,7 @@ def test_a_ckplus_run_calibrates_on_its_training_split_and_verifies_on_its_valid
     root = write_ckplus_tree(tmp_path / "ckplus")
     run = {"config": {"dataset": "ckplus", "data": str(root), "split": "random", "seed": 3, "val_fraction": 0.25}}
     split = run_split(run)
-    assert split == RunSplit("random", 0.25, 3)
+    assert split == CkplusSplit("random", 0.25, 3)
     assert run_split({"config": {"dataset": "fer2013", "split": "random"}}) is None
     trained, validated = (set(d.files) for d in load_splits(TrainConfig(**run["config"]))[:2])
     calib = load_calibration(root, CKPLUS_LABELS, SIZE, n=14, seed=0, split=split)

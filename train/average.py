@@ -14,23 +14,20 @@ re-estimated on training faces, one layer after another. The result is a run fol
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from edgefer.runtime.atomic import atomic_path, write_bytes, write_text
-from edgefer.runtime.errors import ModelError
-from edgefer.runtime.preprocess import PreprocessSpec, normalize
+from edgefer.runtime.atomic import atomic_path, write_bytes
+from edgefer.runtime.errors import EdgeferError, ModelError
+from edgefer.runtime.preprocess import normalize
 
 from .data import Dataset
+from .runfolder import SNAPSHOT_SUFFIX, RunFolder, load_first
 
 BN_FACES = 8192  # enough for stable per-channel statistics; more adds time, not accuracy
-SNAPSHOT_SUFFIX = ".weights.h5"
-SNAPSHOTS = "snapshots"  # inside a run folder: one weights file per averaged epoch
-AVERAGED = "averaged"  # inside a run folder: the run folder of their average
 
 
 # Checkpoints that cannot be averaged (one network's weights, of one shape, needed).
@@ -38,10 +35,12 @@ AverageError = ModelError
 
 
 def member_path(path: str | Path) -> Path:
-    """A run folder means its best.keras; snapshots (.weights.h5) and .keras files are taken as they are."""
+    """A member as given, checked: a run folder (the checkpoint it means, runfolder.py), a .keras
+    file or a .weights.h5 snapshot."""
     path = Path(path)
     if path.is_dir():
-        path = path / "best.keras"
+        RunFolder(path).model_file()
+        return path
     if not path.is_file():
         raise AverageError(f"no such checkpoint: {path}")
     if not (path.suffix == ".keras" or path.name.endswith(SNAPSHOT_SUFFIX)):
@@ -49,16 +48,28 @@ def member_path(path: str | Path) -> Path:
     return path
 
 
-def run_folder(path: Path) -> Path:
-    """The training run a checkpoint belongs to: its own folder, or the one above snapshots/."""
-    for folder in (path.parent, path.parent.parent):
-        if (folder / "run.json").is_file():
-            return folder
-    raise AverageError(f"{path}: no run.json beside it or one folder up (is it from `edgefer train`?)")
+def run_folder(path: Path) -> RunFolder:
+    """The training run a member belongs to: the folder itself, a checkpoint's, or the one above snapshots/."""
+    found = RunFolder.of_model(path)
+    if found is None:
+        raise AverageError(f"{path}: no run.json beside it or one folder up (is it from `edgefer train`?)")
+    return found
+
+
+def _load_member(model, path: Path) -> Path:
+    """Put ``path``'s weights into ``model``; returns the file they came from."""
+    if path.name.endswith(SNAPSHOT_SUFFIX):
+        model.load_weights(path)
+        return path
+    import keras
+
+    source, used = load_first(path, lambda f: keras.models.load_model(f, compile=False))
+    model.set_weights(source.get_weights())
+    return used
 
 
 def average_weights(members: Sequence[str | Path]):
-    """(float32 Keras model holding the mean weights, the first member's run.json)."""
+    """(float32 Keras model holding the mean weights, the first member's run.json, the files averaged)."""
     import keras
 
     from .archs import ARCHS
@@ -66,13 +77,13 @@ def average_weights(members: Sequence[str | Path]):
     paths = [member_path(p) for p in members]
     if len(paths) < 2:
         raise AverageError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
-    runs = [json.loads((run_folder(p) / "run.json").read_text()) for p in paths]
+    runs = [run_folder(p).read_run() for p in paths]
     meta = runs[0]
     for p, run in zip(paths[1:], runs[1:]):
         if (run["config"]["arch"], run["labels"]) != (meta["config"]["arch"], meta["labels"]):
             raise AverageError(f"{p}: arch {run['config']['arch']} with labels {run['labels']} differs from "
                                f"{paths[0]} ({meta['config']['arch']}, {meta['labels']})")
-    spec = PreprocessSpec.from_json(json.dumps(meta["preprocess"]))
+    spec = run_folder(paths[0]).preprocess()
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")  # the average is an inference model
     try:
@@ -80,15 +91,13 @@ def average_weights(members: Sequence[str | Path]):
     finally:
         keras.mixed_precision.set_global_policy(policy)
     total = [np.zeros(w.shape, np.float64) for w in model.get_weights()]
+    used = []
     for p in paths:
-        if p.suffix == ".keras":
-            model.set_weights(keras.models.load_model(p, compile=False).get_weights())
-        else:
-            model.load_weights(p)
+        used.append(_load_member(model, p))
         for acc, w in zip(total, model.get_weights()):
             acc += w
     model.set_weights([(acc / len(paths)).astype(np.float32) for acc in total])
-    return model, meta
+    return model, meta, used
 
 
 def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> None:
@@ -117,31 +126,32 @@ def write_averaged_run(
     out = Path(out)
     replace = _earlier_average(out)  # refused before the work, removed only once the average exists
     paths = [member_path(p) for p in members]
-    model, meta = average_weights(paths)
-    spec = PreprocessSpec.from_json(json.dumps(meta["preprocess"]))
+    model, meta, used = average_weights(paths)
+    spec = run_folder(paths[0]).preprocess()
     if list(train_ds.labels) != list(meta["labels"]):
         raise AverageError(f"the data's labels {list(train_ds.labels)} differ from the model's {meta['labels']}")
     pick = np.random.default_rng(seed).permutation(len(train_ds))[:BN_FACES]
     update_batchnorm(model, normalize(train_ds.x[np.sort(pick)], spec))
     if replace:
         shutil.rmtree(out)
+    averaged = RunFolder(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "best.keras") as tmp:
+    with atomic_path(averaged.best) as tmp:
         model.save(tmp)
     source = run_folder(paths[0])
-    if (source / "history.csv").is_file():  # the members' training curves
-        write_bytes(out / "history.csv", (source / "history.csv").read_bytes())
+    if source.history.is_file():  # the members' training curves
+        write_bytes(averaged.history, source.history.read_bytes())
     meta["averaged"] = {
-        "members": [str(p) for p in paths],
+        "members": [str(p) for p in used],
         "batchnorm_faces": len(pick),
     }
-    write_text(out / "run.json", json.dumps(meta, indent=2) + "\n")
+    averaged.write_run(meta)
     if val_ds is not None:
         from .evaluate import KerasPredictor, evaluate
 
-        acc = evaluate(KerasPredictor(out / "best.keras"), val_ds).metrics.accuracy
+        acc = evaluate(KerasPredictor(averaged.best), val_ds).metrics.accuracy
         meta["averaged"]["val_accuracy"] = round(float(acc), 4)
-        write_text(out / "run.json", json.dumps(meta, indent=2) + "\n")
+        averaged.write_run(meta)
         print(f"{out}: the average of {len(members)} checkpoints scores {acc:.4f} on {val_ds.name}")
     return out
 
@@ -152,23 +162,19 @@ def _earlier_average(out: Path) -> bool:
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return False
     try:
-        earlier = out.is_dir() and "averaged" in json.loads((out / "run.json").read_text())
-    except (OSError, ValueError):
+        earlier = out.is_dir() and "averaged" in RunFolder(out).read_run()
+    except EdgeferError:
         earlier = False
     if not earlier:
         raise AverageError(f"{out} exists and is not an earlier average: choose another --out")
     return True
 
 
-def snapshots(run: Path) -> list[Path]:
-    return sorted((run / SNAPSHOTS).glob(f"epoch_*{SNAPSHOT_SUFFIX}"))
-
-
-def average_run(run: Path, train_ds: Dataset, val_ds: Dataset, out: Path | None = None) -> Path | None:
+def average_run(run: RunFolder, train_ds: Dataset, val_ds: Dataset, out: Path | None = None) -> Path | None:
     """End of ``edgefer train --average-last N``: the run's snapshots averaged into ``run/averaged``."""
-    members = snapshots(run)
+    members = run.snapshots()
     if len(members) < 2:
-        print(f"{run}: {len(members)} snapshot(s), nothing to average (the run stopped before its last epochs)")
+        print(f"{run.path}: {len(members)} snapshot(s), nothing to average (the run stopped before its last epochs)")
         return None
     print(f"averaging the weights of {len(members)} epochs ({members[0].name} .. {members[-1].name})")
-    return write_averaged_run(members, out or run / AVERAGED, train_ds, val_ds)
+    return write_averaged_run(members, out or run.averaged.path, train_ds, val_ds)

@@ -10,7 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import DATA_KEYS, DATASETS, DEFAULT_DATA, DEFAULT_DATA_OF, add_train_arguments, config_from_args
+from .config import (
+    CKPLUS_DEFAULT,
+    DATA_KEYS,
+    DATASETS,
+    DEFAULT_DATA,
+    DEFAULT_DATA_OF,
+    add_train_arguments,
+    config_from_args,
+)
 
 
 def _need_train_extra() -> None:
@@ -40,9 +48,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         help="fer2013: train | test (= PublicTest, the default); ckplus: random | subject (the validation "
         "side of that split) | all (every image; the default for a model that did not train on CK+)",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed of the CK+ split (default: the run's, else 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of the CK+ split (default: the run's, else {CKPLUS_DEFAULT.seed})")
     p.add_argument("--val-fraction", type=float, default=None,
-                   help="CK+ validation fraction (default: the run's, else 0.2)")
+                   help=f"CK+ validation fraction (default: the run's, else {CKPLUS_DEFAULT.val_fraction})")
     p.add_argument(
         "--exclude-train-duplicates", action="store_true",
         help="FER2013/FER+: leave out test images pixel-identical to a training image (about 280 of PublicTest)",
@@ -95,18 +104,16 @@ def _train(args: argparse.Namespace) -> int:
     except (DataError, TransferError) as exc:
         raise CommandError(str(exc)) from exc
     if not args.no_report:
-        from .average import AVERAGED
-
-        _write_reports(out, out / AVERAGED)
+        _write_reports(out)
     return 0
 
 
-def _write_reports(*runs: Path) -> None:
-    from .report import write_run_report
+def _write_reports(run: Path) -> None:
+    from .runfolder import RunFolder
+    from .trainer import report
 
-    for run in runs:
-        if (run / "best.keras").is_file():
-            print(f"report: {write_run_report(run)}")
+    for path in report(RunFolder(run)):
+        print(f"report: {path}")
 
 
 # ---------------------------------------------------------------- average
@@ -134,8 +141,6 @@ def register_average(sub: argparse._SubParsersAction) -> None:
 
 
 def _average(args: argparse.Namespace) -> int:
-    import json
-
     from edgefer.runtime.cli import CommandError
 
     _need_train_extra()
@@ -144,7 +149,7 @@ def _average(args: argparse.Namespace) -> int:
     from .trainer import TrainConfig, load_splits
 
     try:
-        first = json.loads((run_folder(member_path(args.members[0])) / "run.json").read_text())
+        first = run_folder(member_path(args.members[0])).read_run()
         dataset = args.dataset or first["config"].get("dataset", "fer2013")
         train_ds, val_ds, _ = load_splits(TrainConfig(data=args.data, dataset=dataset, preprocess=first["preprocess"]))
         out = write_averaged_run(args.members, args.out, train_ds, val_ds)

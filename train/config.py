@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import types
 import typing
 from collections.abc import Mapping
@@ -17,7 +16,10 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from edgefer.runtime.errors import UsageError
+from edgefer.runtime.errors import EdgeferError, UsageError
+
+if typing.TYPE_CHECKING:
+    from .runfolder import RunFolder
 
 DEFAULT_DATA = "../shared/data/fer2013"
 ARCH_NAMES = ("reference", "report", "ckplus", "edge", "edge_fast", "edge_wide")
@@ -32,13 +34,36 @@ SAME = "same"  # must equal the recorded value: it shaped the weights so far
 GROW = "grow"  # may be larger: more epochs, a longer average (trainer.py records the extension)
 FREE = "free"  # may differ: where things are or how fast they run, not what is learned
 
-# json.loads(PreprocessSpec().to_json()); runtime/preprocess.py imports cv2 and numpy, so the
+# PreprocessSpec().to_dict(); runtime/preprocess.py imports cv2 and numpy, so the
 # literal lives here and a test keeps the two equal.
 DEFAULT_PREPROCESS: dict[str, Any] = {
     "channels": 1, "layout": "NHWC", "margin": 0.1, "offset": 0.0, "scale": 1 / 255, "size": [48, 48],
 }
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CkplusSplit:
+    """How a CK+ run divides its images into training and validation (train/data.py draws them).
+
+    The defaults here are the only ones: training, evaluation and export read a run's split through
+    ``of``, so a record that leaves a setting out means the same split everywhere.
+    """
+
+    split: str = "random"
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> CkplusSplit:
+        """The split recorded in ``settings`` (a run's config, a card's training section)."""
+        d = cls()
+        return cls(str(settings.get("split", d.split)), float(settings.get("val_fraction", d.val_fraction)),
+                   int(settings.get("seed", d.seed)))
+
+
+CKPLUS_DEFAULT = CkplusSplit()
 
 
 def setting(
@@ -63,9 +88,9 @@ class TrainConfig:
     epochs: int | None = setting(None, "epochs (default: the arch's recipe)", on_resume=GROW)
     batch_size: int | None = setting(None, "batch size (default: the arch's recipe)", flag="--batch")
     learning_rate: float | None = setting(None, "learning rate (default: the arch's recipe)", flag="--lr")
-    seed: int = setting(0, "seed of shuffling, augmentation, dropout and the CK+ split")
-    split: str = setting("random", "CK+ split", choices=("random", "subject"))
-    val_fraction: float = setting(0.2, "CK+ held-out fraction")
+    seed: int = setting(CKPLUS_DEFAULT.seed, "seed of shuffling, augmentation, dropout and the CK+ split")
+    split: str = setting(CKPLUS_DEFAULT.split, "CK+ split", choices=("random", "subject"))
+    val_fraction: float = setting(CKPLUS_DEFAULT.val_fraction, "CK+ held-out fraction")
     resume: bool = setting(
         False, "continue from the run folder's last.keras (or best.keras if last.keras is damaged); "
         "settings left out come from its run.json, settings given must match it, except more --epochs "
@@ -81,8 +106,9 @@ class TrainConfig:
     class_weight: str = setting("none", "weight the loss against class imbalance (disgust has 436 FER2013 images)",
                                 choices=("none", "sqrt", "balanced"), group=RECIPE)
     init_from: str | None = setting(
-        None, "start from these weights: .keras, .weights.h5, or a shipped .onnx (e.g. models/fer2013.onnx: "
-        "a new training cycle from a shipped model; a head with other labels is mapped by name)", group=RECIPE)
+        None, "start from these weights: .keras, .weights.h5, a run folder (its best.keras), or a shipped "
+        ".onnx (e.g. models/fer2013.onnx: a new training cycle from a shipped model; a head with other "
+        "labels is mapped by name)", group=RECIPE)
     precision: str = setting("float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16",
                              choices=("float32", "mixed_bfloat16"), group=RECIPE)
     # Augmentation is seeded per (seed, epoch, image), so the thread count changes speed only.
@@ -117,8 +143,8 @@ class TrainConfig:
         if self.average_last < 0 or self.average_last == 1:
             raise UsageError(f"--average-last {self.average_last}: averaging needs at least 2 epochs (0 turns it off)")
         # A resumed run continues from last.keras, so its parent file may since have been replaced or removed.
-        if self.init_from and not self.resume and not Path(self.init_from).is_file():
-            raise UsageError(f"--init-from {self.init_from}: no such file")
+        if self.init_from and not self.resume and not Path(self.init_from).exists():
+            raise UsageError(f"--init-from {self.init_from}: no such file or run folder")
 
 
 # ---------------------------------------------------------------- the options
@@ -178,22 +204,24 @@ def config_from_args(namespace: argparse.Namespace) -> TrainConfig:
 def build_config(given: Mapping[str, Any]) -> TrainConfig:
     """A validated config from the settings a user gave; the rest are the defaults or, for a
     resume of a run folder with a run.json, the settings that run recorded."""
+    from .runfolder import RunFolder
+
     cfg = TrainConfig(**given)
-    run_json = Path(cfg.out) / "run.json"
-    if cfg.resume and run_json.is_file():
-        cfg = resumed_config(recorded_settings(run_json), given, cfg.out)
+    run = RunFolder(cfg.out)
+    if cfg.resume and run.has_run():
+        cfg = resumed_config(recorded_settings(run), given, cfg.out)
     cfg.validate()
     return cfg
 
 
-def recorded_settings(run_json: Path) -> dict[str, Any]:
+def recorded_settings(run: RunFolder) -> dict[str, Any]:
     """The settings a run now trains with: the config it started with, then its latest extension."""
     try:
-        run = json.loads(run_json.read_text())
-        settings = dict(run["config"])
-        settings.update((run.get("extended") or [{}])[-1])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"cannot resume: {run_json} has no readable config ({type(exc).__name__}: {exc})") from exc
+        meta = run.read_run()
+        settings = dict(meta["config"])
+        settings.update((meta.get("extended") or [{}])[-1])
+    except (EdgeferError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"cannot resume: {run.run_json} has no readable config ({type(exc).__name__}: {exc})") from exc
     names = {f.name for f in fields(TrainConfig)}
     return {k: v for k, v in settings.items() if k in names}  # a record may be older or newer than this code
 

@@ -10,7 +10,6 @@ aside. With neither, FER2013 PublicTest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,8 +20,9 @@ import numpy as np
 from edgefer.runtime.errors import DataError, UsageError
 from edgefer.runtime.metric_keys import metric_key
 
-from .config import DATA_KEYS, DEFAULT_DATA_OF
+from .config import CKPLUS_DEFAULT, DATA_KEYS, DEFAULT_DATA_OF, CkplusSplit
 from .data import Dataset, ckplus_train_val, load_ckplus, load_fer2013, load_ferplus, pixel_duplicates
+from .runfolder import RunFolder
 
 CKPLUS_SPLITS = ("random", "subject", "all")  # all: every CK+ image, for a model that never trained on CK+
 RUN, CARD = "as the run recorded", "as the model card records"
@@ -43,8 +43,8 @@ class EvalData:
     dataset: str = "fer2013"
     data: str = DEFAULT_DATA_OF["fer2013"]
     split: str = "test"  # fer2013 / ferplus: train | test (PublicTest); ckplus: random | subject | all
-    seed: int = 0  # of the CK+ split
-    val_fraction: float = 0.2  # of the CK+ split
+    seed: int = CKPLUS_DEFAULT.seed  # of the CK+ split
+    val_fraction: float = CKPLUS_DEFAULT.val_fraction  # of the CK+ split
     origin: str = "by default (nothing recorded or given)"
     warning: str = ""  # why these may not be the model's own validation images
 
@@ -66,7 +66,7 @@ class EvalData:
             return metric_key(self.dataset, self.split)
         if self.split == "all":
             return "ckplus-all"
-        tail = "" if self.val_fraction == 0.2 else f"-val{round(100 * self.val_fraction)}"
+        tail = "" if self.val_fraction == CKPLUS_DEFAULT.val_fraction else f"-val{round(100 * self.val_fraction)}"
         return f"ckplus-{self.split}-seed{self.seed}{tail}"
 
     def line(self, n: int) -> str:
@@ -76,13 +76,9 @@ class EvalData:
 
 def recorded_of(model_path: Path, card: Mapping[str, Any]) -> Recorded | None:
     """What a model trained on: its run folder's run.json, else the "training" section of its card."""
-    run_json = (model_path if model_path.is_dir() else model_path.parent) / "run.json"
-    if run_json.is_file():
-        try:
-            config = json.loads(run_json.read_text()).get("config", {})
-        except (ValueError, AttributeError) as exc:
-            raise DataError(f"{run_json}: unreadable run.json ({exc})") from exc
-        return Recorded({k: config[k] for k in DATA_KEYS if k in config}, RUN)
+    run = RunFolder.of_model(model_path)
+    if run is not None:
+        return Recorded(run.data_settings(), RUN)
     training = card.get("training")
     if isinstance(training, dict) and training.get("dataset"):
         return Recorded({k: training[k] for k in DATA_KEYS if k in training}, CARD)
@@ -124,7 +120,8 @@ def _apply(given: Mapping[str, Any], recorded: Recorded | None) -> EvalData:
         origin=_origin(given, recorded if record else None),
     )
     if dataset == "ckplus" and split != "all":  # seed and fraction draw only the CK+ split
-        spec = replace(spec, seed=int(settings.get("seed", 0)), val_fraction=float(settings.get("val_fraction", 0.2)))
+        drawn = CkplusSplit.of(settings)
+        spec = replace(spec, seed=drawn.seed, val_fraction=drawn.val_fraction)
     return spec
 
 

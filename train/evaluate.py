@@ -6,7 +6,6 @@ the runtime's own classifiers, so an evaluation measures exactly what users will
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,30 +17,26 @@ from edgefer.runtime.preprocess import PreprocessSpec, normalize
 
 from .data import Dataset
 from .metrics import Metrics
+from .runfolder import RunFolder, load_first
 
 KERAS_SUFFIXES = {".keras", ".h5"}
 
 
 class KerasPredictor:
-    """A Keras model with the labels and preprocessing of its run folder (run.json)."""
+    """A Keras model with the labels and preprocessing of its run folder (run.json).
+
+    A run folder means the checkpoint runfolder.py names: best.keras, else last.keras.
+    """
 
     def __init__(self, path: str | Path, flip_tta: bool = False) -> None:
         from .checkpoints import load_inference_model
 
         self.flip_tta = flip_tta
-        path = Path(path)
-        if path.is_dir():
-            path = path / "best.keras"
-        if not path.is_file():
-            raise FileNotFoundError(f"Keras model not found: {path}")
+        self.model, path = load_first(path, load_inference_model)
         self.path = path
-        self.model = load_inference_model(path)
-        run = path.parent / "run.json"
-        if run.is_file():
-            meta = json.loads(run.read_text())
-            self.info = ModelInfo(
-                tuple(meta["labels"]), PreprocessSpec.from_json(json.dumps(meta["preprocess"])), {}
-            )
+        run = RunFolder.of_model(path)
+        if run is not None:
+            self.info = ModelInfo(tuple(run.read_run()["labels"]), run.preprocess(), {})
         else:
             from edgefer.runtime.labels import FER2013_LABELS
 
@@ -139,7 +134,7 @@ class Evaluation:
 
     @property
     def size_mb(self) -> float:
-        p = self.path / "best.keras" if self.path.is_dir() else self.path
+        p = RunFolder(self.path).model_file() if self.path.is_dir() else self.path
         return p.stat().st_size / 1e6
 
 

@@ -22,6 +22,7 @@ from .data import Dataset
 from .eval_data import choose_eval_data, load_eval_data, recorded_of
 from .evaluate import evaluate, input_size, load_predictor
 from .metrics import Metrics
+from .runfolder import RunFolder
 
 
 def _plt():
@@ -125,7 +126,7 @@ def first_layer_kernels(model_path: Path) -> np.ndarray:
         raise ValueError(f"{model_path}: no Conv with constant weights found")
     import keras
 
-    path = model_path / "best.keras" if model_path.is_dir() else model_path
+    path = RunFolder(model_path).model_file() if model_path.is_dir() else model_path
     model = keras.models.load_model(path, compile=False)
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
@@ -184,9 +185,9 @@ def write_model_report(model: Path, out: Path, data: Mapping[str, Any] | None = 
     ev = evaluate(predictor, faces)
     m = ev.metrics
     lines = [f"# edgefer report: {model}", ""]
-    run = model if model.is_dir() else model.parent
-    if (run / "run.json").is_file():
-        meta = json.loads((run / "run.json").read_text())
+    run = RunFolder.of_model(Path(predictor.path))
+    if run is not None:
+        meta = run.read_run()
         lines += [
             f"- architecture: `{meta['config']['arch']}`, {meta['params']:,} parameters",
             f"- training data: {meta['train_data']}",
@@ -206,7 +207,7 @@ def write_model_report(model: Path, out: Path, data: Mapping[str, Any] | None = 
             lines.append(f"- started from `{parent.get('file')}` (sha256 {str(parent.get('sha256'))[:12]}…, "
                          f"`{parent.get('arch', '?')}`; its own recipe is under training.init_from in the card)")
     lines += [f"- validation data: {spec.title()} ({m.n} images, {spec.origin})", ""]
-    history = history or run / "history.csv"
+    history = history or (run or RunFolder(model if model.is_dir() else model.parent)).history
     curves = plot_history(history, out / "curves.png") if history.is_file() else None
     if curves:
         lines += _history_summary(history) + ["", "![accuracy and loss](curves.png)", ""]
@@ -216,11 +217,11 @@ def write_model_report(model: Path, out: Path, data: Mapping[str, Any] | None = 
         m.table(), "", "![confusion matrix](confusion.png)", "",
     ]
     plot_confusion(m, out / "confusion.png")
-    write_text(out / "metrics.json", json.dumps(m.to_dict(), indent=2) + "\n")
+    RunFolder(out).write_metrics(m.to_dict())
     plot_samples(faces, out / "samples.png")
     lines += ["## Samples per class (validation data)", "", "![samples](samples.png)", ""]
     try:
-        kernels = first_layer_kernels(model)
+        kernels = first_layer_kernels(Path(predictor.path))
         plot_kernels(kernels, out / "kernels.png")
         face = faces.x[int(np.flatnonzero(faces.y == int(np.bincount(faces.y).argmax()))[0])]
         plot_filtered(face, kernels, out / "filtered.png")

@@ -20,6 +20,8 @@ import numpy as np
 
 from edgefer.runtime.errors import ModelError
 
+from .runfolder import RunFolder
+
 # Inference through Keras and through ONNX Runtime must agree this closely after the import;
 # bfloat16 keeps 8 mantissa bits, so mixed-precision models get a looser bound.
 MAX_ABS_DIFF = {"float32": 1e-3, "bfloat16": 0.05}
@@ -35,9 +37,7 @@ def init_weights(model, source: str | Path, labels: Sequence[str], faces: np.nda
     ``faces`` (normalised model inputs) are needed for an ONNX source: they recalibrate
     BatchNorm and verify the import.
     """
-    source = Path(source)
-    if not source.is_file():
-        raise TransferError(f"--init-from: no such file: {source}")
+    source = init_source(source)
     if source.suffix == ".onnx":
         if faces is None:
             raise TransferError("an ONNX source needs faces to recalibrate BatchNorm")
@@ -51,8 +51,19 @@ def init_weights(model, source: str | Path, labels: Sequence[str], faces: np.nda
     return _copy_by_order(model, [w for layer in src.layers for w in [layer.get_weights()] if w])
 
 
+def init_source(source: str | Path) -> Path:
+    """The file ``--init-from`` names: a run folder means its checkpoint (runfolder.py), a file itself."""
+    source = Path(source)
+    if source.is_dir():
+        return RunFolder(source).model_file()
+    if not source.is_file():
+        raise TransferError(f"--init-from: no such file: {source}")
+    return source
+
+
 # What a run.json says about how the weights came to be, beyond the command the run started with.
 RECORD_KEYS = (
+    "recipe",  # the recipe (name, sha256, stage) that trained the run, when one did
     "init_from",  # the parent model's recipe, so a chain of cycles stays reproducible
     "extended",  # --resume with more epochs or a longer average
     "averaged",  # the checkpoints whose mean the weights are
@@ -75,9 +86,7 @@ def lineage(source: str | Path) -> dict:
 
     from edgefer.runtime.metadata import CARD_KEY
 
-    source = Path(source)
-    if not source.is_file():
-        raise TransferError(f"--init-from: no such file: {source}")
+    source = init_source(source)
     out: dict = {"file": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
     card: dict = {}
     if source.suffix == ".onnx":
@@ -85,17 +94,14 @@ def lineage(source: str | Path) -> dict:
 
         props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
         card = json.loads(props.get(CARD_KEY, "{}"))
-    elif (source.parent / "run.json").is_file():  # a run folder's .keras: its run.json is the card
-        run = json.loads((source.parent / "run.json").read_text())
+    elif (folder := RunFolder.of_model(source)) is not None:  # a run folder's .keras: its run.json is the card
+        run = folder.read_run()
         training = training_record(run)
-        history = source.parent / "history.csv"
-        if history.is_file():  # a run stopped early (a time limit) has fewer rows than its planned epochs
-            from .trainer import finished_epochs
-
-            training["epochs_run"] = finished_epochs(history)
+        if folder.history.is_file():  # a run stopped early (a time limit) has fewer rows than its planned epochs
+            training["epochs_run"] = folder.finished_epochs()
         card = {"arch": training.get("arch"), "training": training, "train_data": run.get("train_data")}
-        if (source.parent / "metrics.json").is_file():
-            card["metrics"] = {"run-validation": json.loads((source.parent / "metrics.json").read_text())}
+        if (metrics := folder.read_metrics()) is not None:
+            card["metrics"] = {"run-validation": metrics}
     for key in ("arch", "train_data", "training"):
         if card.get(key):
             out[key] = card[key]
