@@ -118,3 +118,23 @@ def test_cli_offers_every_architecture_with_its_measured_size() -> None:
     assert set(ARCH_NAMES) == set(ARCHS)  # config.py lists them without importing Keras
     params = {name: ARCHS[name].build((48, 48, 1), 7).count_params() for name in ("edge_fast", "edge_wide")}
     assert params["edge_fast"] < 1.4e6 and params["edge_wide"] < 2e6  # the edge budget: <= 2M parameters
+
+
+def test_fer_plus_votes_blend_by_file_and_label_name_and_drop_contempt() -> None:
+    from edgefer.train.data import Dataset
+    from edgefer.train.teacher import blend_votes
+
+    labels = ("angry", "happy", "neutral")
+    ds = Dataset(x=np.zeros((3, 4, 4), np.uint8), y=np.array([0, 1, 2]), labels=labels,
+                 files=["root/train/angry/a.jpg", "root/train/happy/b.jpg", "root/train/neutral/c.jpg"])
+    probs = np.full((3, 3), 1 / 3, np.float32)
+    # FER+ order and names differ; c.jpg has no votes, b.jpg's votes are all contempt
+    votes = Dataset(x=np.zeros((2, 4, 4), np.uint8), y=np.array([0, 1]),
+                    labels=("neutral", "angry", "contempt", "happy"),
+                    files=["other/train/angry/a.jpg", "other/train/happy/b.jpg"],
+                    targets=np.array([[0.5, 0.25, 0.25, 0.0], [0.0, 0.0, 1.0, 0.0]], np.float32))
+    out, n = blend_votes(ds, probs, votes, weight=0.5)
+    assert n == 1
+    # a.jpg: votes without contempt renormalised -> angry 1/3, happy 0, neutral 2/3
+    assert np.allclose(out[0], 0.5 * probs[0] + 0.5 * np.array([1 / 3, 0.0, 2 / 3]))
+    assert np.allclose(out[1:], probs[1:]) and np.allclose(out.sum(axis=1), 1.0)

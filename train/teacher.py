@@ -41,6 +41,28 @@ def ensemble_probs(models: list[str], ds: Dataset, flip: bool = True, threads: i
     return (total / len(models)).astype(np.float32)
 
 
+def blend_votes(ds: Dataset, probs: np.ndarray, votes: Dataset, weight: float) -> tuple[np.ndarray, int]:
+    """``(1 - weight) * probs + weight * votes`` for the images of ``ds`` that annotators voted on.
+
+    ``votes`` is FER+ (:func:`load_ferplus`): its vote distributions are mapped to ``ds.labels``
+    by name and renormalised; emotions the data lacks (contempt for FER2013) drop out, and an image
+    whose votes were all for them keeps the models' probabilities. Returns the targets and the
+    number of images blended.
+    """
+    assert votes.targets is not None
+    cols = [list(votes.labels).index(name) for name in ds.labels]
+    mapped = votes.targets[:, cols]
+    mass = mapped.sum(axis=1)
+    row = {file_key(f): i for i, f in enumerate(votes.files)}
+    out, blended = probs.copy(), 0
+    for i, f in enumerate(ds.files):
+        j = row.get(file_key(f))
+        if j is not None and mass[j] > 0:
+            out[i] = (1 - weight) * probs[i] + weight * mapped[j] / mass[j]
+            blended += 1
+    return out, blended
+
+
 def save_teacher(path: str | Path, ds: Dataset, probs: np.ndarray, sources: list[str]) -> None:
     """Written whole or not at all, to exactly ``path`` (numpy appends .npz only to a file name)."""
     from edgefer.runtime.atomic import atomic_open
@@ -79,10 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data/fer2013")
     ap.add_argument("--dataset", default="fer2013", choices=("fer2013", "ferplus", "ckplus"))
     ap.add_argument("--no-flip", action="store_true", help="skip averaging each face with its mirror image")
+    ap.add_argument("--votes", type=float, default=0.0, metavar="W",
+                    help="blend FER+ annotator votes into the FER2013 targets with weight W (0-1) "
+                         "wherever an image has them (ferplus_join.csv beside the data)")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.votes <= 1.0:
+        ap.error(f"--votes {args.votes}: expected a weight between 0 and 1")
     train_ds, _, _ = load_splits(TrainConfig(data=args.data, dataset=args.dataset))
     probs = ensemble_probs(args.models, train_ds, flip=not args.no_flip)
-    save_teacher(args.out, train_ds, probs, args.models)
+    sources = list(args.models)
+    if args.votes > 0:
+        from .data import load_ferplus
+
+        probs, n = blend_votes(train_ds, probs, load_ferplus(args.data, "train"), args.votes)
+        sources.append(f"FER+ votes (ferplus_join.csv), weight {args.votes}")
+        print(f"FER+ votes blended into {n} of {len(train_ds)} targets (weight {args.votes})")
+    save_teacher(args.out, train_ds, probs, sources)
     agree = (probs.argmax(1) == train_ds.y).mean()
     print(f"{args.out}: {len(train_ds)} images, the teacher agrees with {agree:.4f} of the labels")
     return 0
