@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
-# Several training runs at once on one GPU machine that has JAX or PyTorch but no TensorFlow.
+# A training recipe on a GPU machine that has JAX or PyTorch but no TensorFlow and no network.
 #
 # Keras 3 trains the same code on its JAX backend (PyTorch if JAX fails a one-step smoke test).
-# A plan's runs either set --time-budget "$BUDGET" (the epochs and the cosine schedule fit the
-# time, whatever the GPU) or fixed epochs measured on an earlier call (gpu_plans/distill.sh).
-# Prepare .gpu/ first with scripts/gpu_prepare.sh. Afterwards $OUT holds each
-# run's best model without optimizer state (<run>.keras, a few MB: export and evaluate them with
-# TensorFlow elsewhere) and runs.tgz (run.json, history.csv, logs, the report runs' report.md).
+# Prepare .gpu/ first with scripts/gpu_prepare.sh. The recipe (edgefer train --recipe) runs into
+# $RUNS, which survives a cut call: run the same command again and it resumes. Afterwards $OUT
+# holds each train stage's best model without optimizer state (<stage>.keras, a few MB: export
+# and evaluate them with TensorFlow elsewhere) and runs.tgz (run.json, history.csv, the log).
 #
-# Usage: PLAN=scripts/gpu_plans/survey.sh OUT=/tmp/gpu-out BUDGET=420 bash scripts/gpu_train.sh
-#   PLAN lists the runs (launch NAME edgefer-train-arguments...); KILL_AFTER (seconds) stops
-#   every run regardless, so the slim models are always written before the machine's limit.
-# Trial run on a CPU: SKIP_INSTALL=1 REQUIRE_GPU=0 BACKENDS=jax EXTRA="--limit 512 --epochs 2" BUDGET=60 ...
+# Usage: RECIPE=fer2013-edge OUT=/tmp/gpu-out bash scripts/gpu_train.sh
+#   KILL_AFTER (seconds) stops the recipe regardless, so the slim models are always written
+#   before the machine's limit; the next call continues where it stopped.
+# Trial run on a CPU: SKIP_INSTALL=1 REQUIRE_GPU=0 BACKENDS=jax RECIPE=smoke ...
 set -u
-PLAN=${PLAN:?PLAN=scripts/gpu_plans/<plan>.sh}
+RECIPE=${RECIPE:?RECIPE=<shipped recipe name or .toml file>}
 OUT=${OUT:-/tmp/gpu-out}
-BUDGET=${BUDGET:-420}      # seconds of training per run, data loading and compilation included
-WORKERS=${WORKERS:-3}      # augmentation threads per run
-RUNS=/tmp/edgefer-runs
+RUNS=${RUNS:-/tmp/edgefer-runs}
 mkdir -p "$OUT" "$RUNS"
 t0=$SECONDS
 if [ -z "${SKIP_INSTALL:-}" ]; then
@@ -64,31 +61,10 @@ done
 [ -n "${KERAS_BACKEND:-}" ] || { echo "no Keras backend trains on this machine"; exit 1; }
 echo "setup took $((SECONDS - t0)) s"
 
-common=(--data /tmp/data/fer2013 --workers "$WORKERS" --no-report)
-recipe=(--augment --schedule cosine --warmup-epochs 3 --weight-decay 0.01 --batch 256 --lr 0.003
-        --precision mixed_bfloat16 --epochs 400 --time-budget "$BUDGET")
-launch() {  # name, then edgefer train arguments
-    local name=$1; shift
-    timeout "${KILL_AFTER:-$((BUDGET + 60))}" python3 -m edgefer.runtime.cli train --out "$RUNS/$name" "${common[@]}" "$@" \
-        ${EXTRA:-} > "$RUNS/$name.log" 2>&1 &
-}
-# shellcheck source=/dev/null
-source "$PLAN"   # its launch lines start the runs
+timeout "${KILL_AFTER:-3600}" python3 -m edgefer.runtime.cli train --recipe "$RECIPE" --out "$RUNS" \
+    --data /tmp/data/fer2013 --no-progress --no-report 2>&1 | tee -a "$RUNS/recipe.log"
 
-while [ -n "$(jobs -r)" ]; do
-    sleep 45
-    echo "--- $((SECONDS - t0)) s"
-    for log in "$RUNS"/*.log; do
-        echo "$(basename "$log" .log): $(grep -E 'Epoch [0-9]+/|val_accuracy|epochs fit|Error|error' "$log" | tail -n 1 | cut -c1-150)"
-    done
-done
-wait
-
-echo "--- analyses and slim models ($((SECONDS - t0)) s)"
-for run in "$RUNS"/reference* "$RUNS"/report*; do
-    [ -f "$run/best.keras" ] && python3 -m edgefer.runtime.cli inspect "$run" \
-        --data /tmp/data/fer2013 > "$run.inspect.log" 2>&1 &
-done
+echo "--- slim models ($((SECONDS - t0)) s)"
 python3 - "$RUNS" "$OUT" <<'PY'
 import sys
 from pathlib import Path
@@ -97,13 +73,10 @@ import keras
 
 runs, out = Path(sys.argv[1]), Path(sys.argv[2])
 for best in sorted(runs.glob("*/best.keras")):
-    if best.parent.name.startswith(("reference", "report")):
-        continue  # figures only: their weights are not shipped
     model = keras.models.load_model(best, compile=False)  # drops the optimizer state: a third of the size
     model.save(out / f"{best.parent.name}.keras")
     print(f"{best.parent.name}: {model.count_params()} parameters -> {out / best.parent.name}.keras")
 PY
-wait
 tar czf "$OUT/runs.tgz" -C "$RUNS" --exclude='*.keras' .
 ls -la "$OUT"
 echo "done in $((SECONDS - t0)) s"

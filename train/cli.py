@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgefer.runtime.errors import UsageError
+
 from .config import (
     CKPLUS_DEFAULT,
     DATA_KEYS,
@@ -73,6 +75,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  edgefer train --arch report --out runs/report                 # FER2013, 25 epochs\n"
         "  edgefer train --out runs/report --resume                      # continue after a kill, as recorded\n"
+        "  edgefer train --recipe fer2013-edge --out runs/fer2013-edge   # every stage of the default model;\n"
+        "      # the same line again after a kill resumes it (train/recipes/ holds the shipped recipes)\n"
         "  edgefer train --arch ckplus --dataset ckplus --data ../shared/data/ckplus --split subject\n"
         "  edgefer train --arch report --data fer2013.csv                # the Kaggle CSV\n"
         "  edgefer train --arch edge --augment --label-smoothing 0.1 --schedule cosine --warmup-epochs 2 \\\n"
@@ -84,6 +88,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_arguments(p)
+    p.add_argument("--recipe", metavar="NAME|FILE",
+                   help="run a multi-stage recipe (a shipped one by name, or a TOML file) into --out; "
+                   "rerunning the same command after a kill resumes it (see train/recipe.py)")
     p.add_argument("--no-report", action="store_true", help="skip report.md at the end")
     p.add_argument("--no-progress", action="store_true",
                    help="no step/ETA lines within and after each epoch (Keras' own output only)")
@@ -93,6 +100,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from edgefer.runtime.cli import CommandError
 
+    if args.recipe:
+        return _train_recipe(args)
     cfg = config_from_args(args)
     _need_train_extra()
     from .data import DataError
@@ -105,6 +114,27 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     if not args.no_report:
         _write_reports(out)
+    return 0
+
+
+RECIPE_FLAGS = ("out", "data")  # what a recipe leaves to its command line: where things are
+
+
+def _train_recipe(args: argparse.Namespace) -> int:
+    from .config import flag_of, option_fields
+    from .recipe import load_recipe
+
+    others = [flag_of(f) for f in option_fields() if hasattr(args, f.name) and f.name not in RECIPE_FLAGS]
+    if others:
+        raise UsageError(f"--recipe: {others[0]} is the recipe's to set; with --recipe give only --out and --data")
+    if not getattr(args, "out", None):
+        raise UsageError("--recipe needs --out DIR, the folder its stages train into")
+    recipe = load_recipe(args.recipe)
+    _need_train_extra()
+    from .recipe_run import run_recipe, with_data
+
+    run_recipe(with_data(recipe, getattr(args, "data", None)), Path(args.out), progress=not args.no_progress,
+               report=not args.no_report)
     return 0
 
 
