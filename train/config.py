@@ -124,6 +124,12 @@ class TrainConfig:
         0, "stochastic weight averaging: keep the weights of the last N epochs and write their average "
         "(BatchNorm re-estimated) as the run folder <out>/averaged; pairs with --schedule constant",
         metavar="N", group=RECIPE, on_resume=GROW)
+    # Every process keeps --batch as the global batch: one or several devices learn the same steps.
+    distribute: str = setting(
+        "none", "data-parallel: every GPU of this machine (TensorFlow MirroredStrategy, or JAX DataParallel "
+        "with KERAS_BACKEND=jax); multi-worker: several machines, the cluster in TF_CONFIG "
+        "(MultiWorkerMirroredStrategy); --batch is the global batch, split between them",
+        choices=("none", "data-parallel", "multi-worker"), on_resume=FREE)
     deterministic: bool = setting(
         False, "TensorFlow op determinism: a rerun or a resumed run gives bit-identical weights "
         "(may be slower on a GPU)")
@@ -142,6 +148,8 @@ class TrainConfig:
                 raise UsageError(f"{flag_of(f)} {getattr(self, f.name)}: expected one of {', '.join(choices)}")
         if self.average_last < 0 or self.average_last == 1:
             raise UsageError(f"--average-last {self.average_last}: averaging needs at least 2 epochs (0 turns it off)")
+        if self.time_budget and self.distribute == "multi-worker":  # each worker would fit its own count
+            raise UsageError("--time-budget cannot be used with --distribute multi-worker: give --epochs")
         # A resumed run continues from last.keras, so its parent file may since have been replaced or removed.
         if self.init_from and not self.resume and not Path(self.init_from).exists():
             raise UsageError(f"--init-from {self.init_from}: no such file or run folder")

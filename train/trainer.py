@@ -25,6 +25,7 @@ from edgefer.runtime.preprocess import PreprocessSpec, normalize
 from .checkpoints import STATE_ENTRY, checkpoint_epoch, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, ckplus_train_val, load_ckplus, load_fer2013, load_ferplus
+from .distribute import check_batches, replicated, run_folder
 from .runfolder import RunFolder
 
 __all__ = ["STATE_ENTRY", "TrainConfig", "checkpoint_epoch", "save_checkpoint", "train"]
@@ -142,7 +143,7 @@ def train(cfg: TrainConfig, progress: bool = True, record: dict[str, Any] | None
     ``record`` adds entries to run.json when the run starts (the recipe runner's stage)."""
     cfg.validate()  # a library caller gets the CLI's checks too
     t_start = time.perf_counter()
-    run = RunFolder(cfg.out)
+    run = RunFolder(run_folder(cfg.distribute, cfg.out))
     run.path.mkdir(parents=True, exist_ok=True)
     plan = Plan.of(cfg)
     spec = PreprocessSpec.from_dict(cfg.preprocess)
@@ -150,6 +151,8 @@ def train(cfg: TrainConfig, progress: bool = True, record: dict[str, Any] | None
     splits = load_data(cfg)
     batches = training_batches(cfg, plan, splits, spec)
     val_seq = _batches(splits.val, spec, 256, len(splits.labels), workers=cfg.workers)
+    check_batches(cfg.distribute, ("training", len(splits.train), plan.batch_size),
+                  ("validation", len(splits.val), 256))
     start = resume_state(cfg, run, plan) or fresh_start(cfg, run, plan, splits, spec, batches, val_seq, t_start)
     record_run(cfg, run, plan, splits, spec, start, record or {})
     fit(cfg, run, start, batches, val_seq, progress, t_start)
@@ -198,7 +201,8 @@ def training_batches(cfg: TrainConfig, plan: Plan, splits: Splits, spec: Preproc
 def resume_state(cfg: TrainConfig, run: RunFolder, plan: Plan) -> Start | None:
     """With --resume and a checkpoint: continue after its epoch; else None (a fresh start)."""
     run.remove_unfinished_writes()
-    found = resume_point(run) if cfg.resume else None
+    with replicated(cfg.distribute):
+        found = resume_point(run) if cfg.resume else None
     if found is None:
         if cfg.resume:
             print(f"nothing to resume in {run.path}: starting fresh")
@@ -255,13 +259,14 @@ def compiled_model(cfg: TrainConfig, plan: Plan, splits: Splits, spec: Preproces
     import keras
 
     steps = (len(splits.train) + plan.batch_size - 1) // plan.batch_size
-    model = _build(cfg, splits, spec)
-    model.set_weights(weights)
-    model.compile(
-        optimizer=_optimizer(cfg, plan.learning_rate, steps * epochs, steps * cfg.warmup_epochs),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"],
-    )
+    with replicated(cfg.distribute):
+        model = _build(cfg, splits, spec)
+        model.set_weights(weights)
+        model.compile(
+            optimizer=_optimizer(cfg, plan.learning_rate, steps * epochs, steps * cfg.warmup_epochs),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=["accuracy"],
+        )
     return model
 
 
