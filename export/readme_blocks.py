@@ -95,6 +95,11 @@ VARIANT_TITLES = {  # card metric key suffix -> the row's name
 }
 
 
+CROSS_TITLES = {  # card metric key of a dataset the model never trained or was selected on -> the row's name
+    "ckplus-all": "CK+48, every image of the classes it has (cross-dataset)",
+}
+
+
 def eval_block(command: str, table: str) -> str:
     """The comparison table of the shipped formats, headed by the command that measured it."""
     return f"Measured by `{command}`:\n\n{table.strip()}"
@@ -106,6 +111,10 @@ def variants_block(metrics: Mapping[str, Mapping[str, Any]], key: str) -> str:
     for suffix, title in VARIANT_TITLES.items():
         m = metrics.get(key + suffix)
         if m is not None:
+            rows.append(f"| {title} | {m['n']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |")
+    for cross, title in CROSS_TITLES.items():
+        m = metrics.get(cross)
+        if m is not None and cross != key:
             rows.append(f"| {title} | {m['n']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |")
     return "\n".join(rows)
 

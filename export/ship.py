@@ -178,7 +178,7 @@ def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipRes
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up logs
     from edgefer.runtime.atomic import write_bytes, write_text
-    from edgefer.train.eval_data import choose_eval_data, recorded_of
+    from edgefer.train.eval_data import EvalData, choose_eval_data, recorded_of
     from edgefer.train.report import write_model_report
 
     given = {k: v for k, v in (("dataset", req.dataset), ("data", req.data)) if v is not None}
@@ -202,6 +202,12 @@ def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipRes
     progress(f"ship [3/5] variants of {float_model.name}: without training duplicates, with flip averaging")
     measured.variant(float_model, exclude_train_duplicates=True)
     measured.variant(float_model, flip_tta=True)
+    ckplus = Path(spec.data).parent / "ckplus"
+    if ckplus.is_dir():
+        progress(f"ship [3/5] cross-dataset: {len(artifacts)} files on every image of {ckplus}")
+        measured.cross_dataset(artifacts, EvalData(dataset="ckplus", data=str(ckplus), split="all"))
+    else:
+        progress(f"ship [3/5] no {ckplus} beside the data: the cards carry no cross-dataset score")
 
     reports = req.out / "reports" / req.name
     progress(f"ship [4/5] report of {float_model.name} -> {reports}/")
@@ -277,9 +283,9 @@ class _Measure:
             ev = evaluate(predictor, data)
             timing[ev.path] = speed(predictor, data.x)
             evals.append(ev)
-            sections.append(eval_section(str(path), ev, data))
+            sections.append(eval_section(str(path), ev))
             if ev.format != "keras":  # a run folder has no card; its figures are the table's first row
-                self._record(path, key, ev, data, timing[ev.path])
+                self._record(path, key, ev, timing[ev.path])
         return comparison_table(evals, timing), sections
 
     def variant(self, path: Path, exclude_train_duplicates: bool = False, flip_tta: bool = False) -> None:
@@ -294,12 +300,22 @@ class _Measure:
         else:
             data, key = self._faces(size)
         key += "-flip-tta" if flip_tta else ""
-        self._record(path, key, evaluate(predictor, data), data, None)
+        self._record(path, key, evaluate(predictor, data), None)
 
-    def _record(self, path: Path, key: str, ev: Evaluation, data: Dataset, timing: tuple[float, float] | None) -> None:
+    def cross_dataset(self, models: list[Path], other: EvalData) -> None:
+        """Score ``models`` on a dataset none of them trained or was selected on, and record it."""
+        from edgefer.train.eval_data import load_eval_data
+        from edgefer.train.evaluate import evaluate, input_size, load_predictor
+
+        for path in models:
+            predictor = load_predictor(path)
+            data, key = load_eval_data(other, input_size(predictor))
+            self._record(path, key, evaluate(predictor, data), None)
+
+    def _record(self, path: Path, key: str, ev: Evaluation, timing: tuple[float, float] | None) -> None:
         from edgefer.train.cards import record_metrics
         from edgefer.train.evaluate_cli import card_metrics
 
-        metrics = card_metrics(ev, data, self.command, timing)
+        metrics = card_metrics(ev, self.command, timing)
         record_metrics(path, key, metrics)
         self.recorded.setdefault(path, {})[key] = metrics

@@ -62,11 +62,12 @@ def test_splice_refuses_a_missing_block_and_writes_nothing(tmp_path: Path) -> No
 
 def test_variants_table_lists_the_recorded_views() -> None:
     m = {"n": 10, "accuracy": 0.5, "balanced_accuracy": 0.25}
-    text = variants_block({"fer2013-publictest": m, "fer2013-publictest-flip-tta": {**m, "accuracy": 0.6}},
-                          "fer2013-publictest")
+    text = variants_block({"fer2013-publictest": m, "fer2013-publictest-flip-tta": {**m, "accuracy": 0.6},
+                           "ckplus-all": {**m, "n": 7}}, "fer2013-publictest")
     assert text.splitlines()[2:] == [
         "| PublicTest, single pass | 10 | 0.5000 | 0.2500 |",
         "| PublicTest with horizontal-flip averaging (`--flip-tta`) | 10 | 0.6000 | 0.2500 |",
+        "| CK+48, every image of the classes it has (cross-dataset) | 7 | 0.5000 | 0.2500 |",
     ]
 
 
@@ -108,6 +109,7 @@ def test_ship_a_tiny_run_into_a_models_folder(tmp_path: Path, capsys) -> None:
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
     pytest.importorskip("ai_edge_litert")
+    from ckplus_synthetic import write_ckplus_tree
     from export_synthetic import train_tiny_run, write_tree
 
     from edgefer.runtime.metadata import card_path
@@ -118,6 +120,7 @@ def test_ship_a_tiny_run_into_a_models_folder(tmp_path: Path, capsys) -> None:
     (run / "history.csv").write_text("epoch,accuracy,epoch_seconds,loss,val_accuracy,val_loss\n"
                                      "0,0.4,30,1.5,0.5,1.4\n1,0.8,30,0.6,0.9,0.5\n")
     data = write_tree(tmp_path / "data", {"train": 12, "test": 10}, seed=20)
+    write_ckplus_tree(tmp_path / "ckplus", per_class=2)  # beside the data, as ../shared/data has it
     shutil.copy(sorted((data / "train" / "happy").iterdir())[0], data / "test" / "happy" / "dup.png")
     models = tmp_path / "models"
     models.mkdir()
@@ -137,6 +140,10 @@ def test_ship_a_tiny_run_into_a_models_folder(tmp_path: Path, capsys) -> None:
         assert metrics["n"] == len(test) == 71
         assert metrics["accuracy"] == pytest.approx(evaluate(load_predictor(path), test).metrics.accuracy, abs=1e-4)
         assert metrics["measured_by"] == command and metrics["ms_per_face_batch1_1thread_here"] > 0
+        # every file's card carries the cross-dataset score: CK+ less contempt, which a FER2013 model lacks
+        cross = json.loads(card_path(path).read_text())["card"]["metrics"]["ckplus-all"]
+        assert cross["n"] == 12 and "contempt" not in cross["per_class_recall"]
+        assert cross["data"] == "ckplus without contempt"
     float_metrics = json.loads(card_path(files[0]).read_text())["card"]["metrics"]
     assert float_metrics["fer2013-publictest-dedup"]["n"] == 70  # dup.png left out
     assert float_metrics["fer2013-publictest-flip-tta"]["n"] == 71
@@ -156,4 +163,5 @@ def test_ship_a_tiny_run_into_a_models_folder(tmp_path: Path, capsys) -> None:
     acc = float_metrics["fer2013-publictest"]["accuracy"]
     assert f"| PublicTest, single pass | 71 | {acc:.4f} |" in readme
     assert "| PublicTest without the images pixel-identical to a training image | 70 |" in readme
+    assert "| CK+48, every image of the classes it has (cross-dataset) | 12 |" in readme
     assert not list(models.rglob(".edgefer-tmp-*"))

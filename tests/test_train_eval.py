@@ -73,3 +73,26 @@ def test_eval_missing_model_is_one_line_error(fer_tree: Path, capsys) -> None:
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.onnx" in err[0] and "not found" in err[0]
+
+
+def test_a_class_the_model_lacks_is_left_out_not_counted_wrong(fer_tree: Path, tmp_path: Path) -> None:
+    """A 6-class model (no disgust) on 7-class data: scored on the other six classes' images only."""
+    from edgefer.train.evaluate import evaluate
+
+    six = tuple(name for name in FER2013_LABELS if name != "disgust")
+    small = load_predictor(build_tiny_onnx(tmp_path / "six.onnx", labels=six, seed=2))
+    full = load_predictor(build_tiny_onnx(tmp_path / "seven.onnx", seed=2))
+    data = load_fer2013(fer_tree, "test")
+    ev = evaluate(small, data)
+    disgust = int((data.y == FER2013_LABELS.index("disgust")).sum())
+    assert disgust == 3 and ev.metrics.n == len(data) - disgust
+    assert ev.data.labels == six and "disgust" not in ev.metrics.to_dict()["per_class"]
+    kept = [data.files[i] for i in ev.index]
+    assert ev.data.files == kept and not any("/disgust/" in f for f in kept)
+    # every scored image keeps its own class under the new numbering
+    assert [six[c] for c in ev.data.y] == [FER2013_LABELS[c] for c in data.y[ev.index]]
+    ref = evaluate(full, data)
+    assert ref.metrics.n == len(data)
+    # agreement is over the images both were scored on, by class name
+    shared = np.asarray(FER2013_LABELS)[ref.pred[ev.index]] == np.asarray(six)[ev.pred]
+    assert ev.agreement(ref) == pytest.approx(float(shared.mean()))

@@ -124,8 +124,11 @@ def test_cli_eval_and_inspect_of_a_ckplus_run(ck_tree: Path, fer_tree: Path, tmp
                  "--json", str(out)]) == 0
     captured = capsys.readouterr()
     assert "scoring on FER2013 PublicTest: 21 images, as given (--dataset, --data)" in captured.out
-    assert "has no output for neutral" in captured.out  # CK+ has no neutral class
-    assert next(iter(json.loads(out.read_text()).values()))["n"] == 21
+    # CK+ has no neutral class: the FER2013 neutral faces are left out, not counted as errors
+    assert "has no output for neutral: scoring it on the other" in captured.out
+    neutral = sum(1 for f in (fer_tree / "test" / "neutral").iterdir())
+    assert neutral > 0
+    assert next(iter(json.loads(out.read_text()).values()))["n"] == 21 - neutral
     assert main(["inspect", str(run), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "- validation data: CK+ validation split (seed 3, 25%, random) (10 images, as the run recorded)" in report

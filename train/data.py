@@ -8,9 +8,11 @@ Bad input is reported and skipped, never silently dropped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +64,24 @@ class Dataset:
             name=name or self.name,
             targets=None if self.targets is None else self.targets[idx],
         )
+
+
+    def restricted_to(self, labels: Sequence[str]) -> tuple[Dataset, np.ndarray]:
+        """The images of the classes in ``labels``, relabelled to those classes, and their indices here.
+
+        A model can only be scored on classes it has an output for: a FER2013 model on CK+
+        leaves out CK+'s contempt faces rather than counting them as errors.
+        """
+        kept = tuple(name for name in self.labels if name in labels)
+        if kept == self.labels:
+            return self, np.arange(len(self))
+        idx = np.flatnonzero(np.isin(self.y, [self.labels.index(name) for name in kept]))
+        dropped = ", ".join(name for name in self.labels if name not in kept)
+        remap = np.array([kept.index(name) if name in kept else -1 for name in self.labels])
+        sub = self.subset(idx, f"{self.name} without {dropped}")
+        cols = [self.labels.index(name) for name in kept]
+        targets = None if sub.targets is None else sub.targets[:, cols]
+        return dataclasses.replace(sub, y=remap[sub.y], labels=kept, targets=targets), idx
 
 
 def _warn(msg: str) -> None:

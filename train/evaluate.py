@@ -108,8 +108,7 @@ def predict_all(predictor, faces: np.ndarray, batch: int = 256) -> np.ndarray:
 def map_predictions(probs: np.ndarray, model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
     """Arg-max over the model's classes that the data also has, as indices into data_labels.
 
-    Data classes the model lacks (FER+'s contempt for a FER2013 model) are never predicted, so
-    their images count as errors; a model sharing no class with the data is an error.
+    A model sharing no class with the data is an error.
     """
     shared = [i for i, name in enumerate(data_labels) if name in model_labels]
     if not shared:
@@ -123,7 +122,9 @@ class Evaluation:
     path: Path
     metrics: Metrics
     probs: np.ndarray
-    pred: np.ndarray
+    pred: np.ndarray  # indices into data.labels
+    data: Dataset  # the images scored: the given ones, less any class the model has no output for
+    index: np.ndarray  # their positions in the given dataset
 
     @property
     def format(self) -> str:
@@ -137,17 +138,28 @@ class Evaluation:
         p = RunFolder(self.path).model_file() if self.path.is_dir() else self.path
         return p.stat().st_size / 1e6
 
+    def agreement(self, other: Evaluation) -> float:
+        """Share of the images both scored on which the two models give the same class."""
+        _, mine, theirs = np.intersect1d(self.index, other.index, assume_unique=True, return_indices=True)
+        if not len(mine):
+            return float("nan")
+        return float((np.asarray(self.data.labels)[self.pred[mine]]
+                      == np.asarray(other.data.labels)[other.pred[theirs]]).mean())
+
 
 def evaluate(predictor, data: Dataset) -> Evaluation:
-    probs = predict_all(predictor, data.x)
-    lacking = [name for name in data.labels if name not in predictor.labels]
-    if lacking:
-        n = int(np.isin(data.y, [data.labels.index(name) for name in lacking]).sum())
-        print(f"warning: {getattr(predictor, 'path', 'model')} has no output for {', '.join(lacking)}: "
-              f"its {n} images count as errors")
-    pred = map_predictions(probs, tuple(predictor.labels), data.labels)
-    metrics = Metrics.from_predictions(data.y, pred, data.labels)
-    return Evaluation(Path(getattr(predictor, "path", "?")), metrics, probs, pred)
+    """Score ``predictor`` on ``data``; images of a class it has no output for are left out, and said so."""
+    scored, index = data.restricted_to(predictor.labels)
+    if len(scored) < len(data):
+        print(f"note: {getattr(predictor, 'path', 'model')} has no output for "
+              f"{', '.join(n for n in data.labels if n not in scored.labels)}: "
+              f"scoring it on the other {len(scored)} of {len(data)} images")
+    if not len(scored):
+        raise ValueError(f"model labels {list(predictor.labels)} share no class with the data's {list(data.labels)}")
+    probs = predict_all(predictor, scored.x)
+    pred = map_predictions(probs, tuple(predictor.labels), scored.labels)
+    metrics = Metrics.from_predictions(scored.y, pred, scored.labels)
+    return Evaluation(Path(getattr(predictor, "path", "?")), metrics, probs, pred, scored, index)
 
 
 def time_predictor(predictor, faces: np.ndarray, batch: int, rounds: int) -> float:

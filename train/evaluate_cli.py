@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shlex
 import sys
 from collections.abc import Mapping
@@ -47,11 +48,11 @@ def comparison_table(evals: list[Evaluation], timing: dict[Path, tuple[float, fl
         sep += "---:|---:|"
     rows = [head, sep]
     for e in evals:
-        agree = float((e.pred == ref.pred).mean())
+        agree = e.agreement(ref)
         row = (
             f"| {e.path.name} | {e.format} | {e.size_mb:.2f} | {e.metrics.accuracy:.4f} | "
             f"{e.metrics.balanced_accuracy:.4f} | {100 * (e.metrics.accuracy - ref.metrics.accuracy):+.2f} pt | "
-            f"{agree:.4f} |"
+            f"{'-' if math.isnan(agree) else f'{agree:.4f}'} |"
         )
         if timing:
             ms1, fps64 = timing.get(e.path, (float("nan"), float("nan")))
@@ -135,10 +136,10 @@ def run_eval(req: EvalRequest) -> int:
         evals.append(ev)
         if req.timing:
             timing[ev.path] = speed(predictor, data.x)
-        sections.append(eval_section(name, ev, data))
+        sections.append(eval_section(name, ev))
         print(sections[-1])
         if req.write_card:
-            _write_card(ev, key, data, timing.get(ev.path))
+            _write_card(ev, key, timing.get(ev.path))
     table = comparison_table(evals, timing)
     print(table)
     title = " and ".join(dict.fromkeys(d.name for d, _ in datasets.values()))
@@ -146,12 +147,12 @@ def run_eval(req: EvalRequest) -> int:
     return 0
 
 
-def eval_section(name: str, ev: Evaluation, data: Dataset) -> str:
+def eval_section(name: str, ev: Evaluation) -> str:
     """One model's part of an eval report: headline figures, per-class table, confusion matrix."""
     m = ev.metrics
     return (
         f"## {name}\n\naccuracy {m.accuracy:.4f}, balanced accuracy {m.balanced_accuracy:.4f} "
-        f"on {m.n} images ({data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
+        f"on {m.n} images ({ev.data.name})\n\n{m.table()}\n\nconfusion matrix (rows: true, columns: predicted)\n\n"
         f"```\n{m.confusion_text()}\n```\n"
     )
 
@@ -175,7 +176,7 @@ def _command() -> str:
     return "edgefer " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def card_metrics(ev: Evaluation, data: Dataset, command: str, timing: tuple[float, float] | None) -> dict[str, Any]:
+def card_metrics(ev: Evaluation, command: str, timing: tuple[float, float] | None) -> dict[str, Any]:
     """The entry a model card records for one evaluation (what `--write-card` and `edgefer ship` write)."""
     d = ev.metrics.to_dict()
     metrics: dict[str, Any] = {
@@ -183,7 +184,7 @@ def card_metrics(ev: Evaluation, data: Dataset, command: str, timing: tuple[floa
         "balanced_accuracy": d["balanced_accuracy"],
         "per_class_recall": {k: v["recall"] for k, v in d["per_class"].items()},
         "n": d["n"],
-        "data": data.name,
+        "data": ev.data.name,
         "measured_by": command,
         "date": dt.date.today().isoformat(),
     }
@@ -192,10 +193,10 @@ def card_metrics(ev: Evaluation, data: Dataset, command: str, timing: tuple[floa
     return metrics
 
 
-def _write_card(ev: Evaluation, key: str, data: Dataset, timing: tuple[float, float] | None) -> None:
+def _write_card(ev: Evaluation, key: str, timing: tuple[float, float] | None) -> None:
     from .cards import record_metrics
 
-    metrics = card_metrics(ev, data, _command(), timing)
+    metrics = card_metrics(ev, _command(), timing)
     if ev.format == "keras":
         from edgefer.runtime.atomic import write_text
 
