@@ -78,6 +78,13 @@ for clip in ("sadtalker_WDA_KatieHill_000.mp4", "sadtalker_WDA_AlexandriaOcasioC
     assert all("keypoints" in f for l in lines for f in l["faces"]), "the default detector is not BlazeFace"
     print(f"ok [plain install, default detector, {clip}]: faces on {with_face}/{len(lines)} frames")
 
+# The shipped recipes are package data: every one is in the wheel and parses (tomllib, no TensorFlow).
+from edgefer.train.recipe import load_recipe, shipped_recipes
+names = shipped_recipes()
+assert {"smoke", "fer2013-edge", "ferplus", "report", "report-reference", "ckplus"} <= set(names), names
+stages = {n: len(load_recipe(n).stages) for n in names}
+print(f"ok [plain install, recipes in the wheel]: {stages}")
+
 # edgefer bench with no extras: every available detector x every bundled ONNX model, JSON that
 # validates and compares with itself (timings are not checked: this is a shared CI machine).
 from edgefer.runtime import bench

@@ -49,21 +49,22 @@ def write_random_run(run_dir: Path, seed: int = SEED) -> Path:
     from edgefer.runtime.labels import FER2013_LABELS
     from edgefer.runtime.preprocess import PreprocessSpec
     from edgefer.train.archs import ARCHS
+    from edgefer.train.runfolder import RunFolder
 
     keras.utils.set_random_seed(seed)
     spec = PreprocessSpec()
     arch = shipped_arch()
     model = ARCHS[arch].build((*spec.size, spec.channels), len(FER2013_LABELS))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.save(run_dir / "best.keras")
-    run = {
+    run = RunFolder(run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    model.save(run.best)
+    run.write_run({
         "config": {"arch": arch, "dataset": "fer2013", "seed": seed, "data": None},
         "labels": list(FER2013_LABELS),
-        "preprocess": json.loads(spec.to_json()),
+        "preprocess": spec.to_dict(),
         "train_data": "none: random initialisation for latency benchmarks (benchmarks/build_models.py)",
         "params": int(model.count_params()),
-    }
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    })
     return run_dir
 
 
