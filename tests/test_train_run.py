@@ -89,10 +89,11 @@ def test_run_report_has_every_analysis(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def test_full_recipe_trains_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
-    """Augmentation, label smoothing, cosine with warm-up, AdamW and class weights together."""
+    """Augmentation, mixup and CutMix, label smoothing, cosine with warm-up, AdamW and class weights together."""
     run = tmp_path / "recipe"
     cfg = TrainConfig(
         data=str(tiny_data), arch="ckplus", out=str(run), epochs=1, batch_size=8, seed=0, augment=True,
+        mixup=0.2, cutmix=1.0,
         label_smoothing=0.1, schedule="cosine", warmup_epochs=1, weight_decay=1e-4, class_weight="sqrt",
     )
     train(cfg)

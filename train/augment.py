@@ -59,3 +59,54 @@ class Augmenter:
                 y0, x0 = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
                 out[j, y0 : y0 + eh, x0 : x0 + ew] = rng.integers(0, 256)
         return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """Mixup and CutMix on a normalised batch: each image meets a partner from the same batch.
+
+    Mixup blends the whole image, ``lam * a + (1 - lam) * b``; CutMix pastes a box of ``b``
+    covering ``1 - lam`` of ``a``; ``lam ~ Beta(alpha, alpha)`` per batch, and the targets (and
+    sample weights) are mixed with the share of pixels each image kept. With both on, each batch
+    draws one of the two at even odds.
+    """
+
+    mixup: float = 0.0  # Beta alpha; 0 = off
+    cutmix: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+    def __call__(self, x: np.ndarray, t: np.ndarray, rng: np.random.Generator, spatial: tuple[int, int] = (1, 2),
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if not self or len(x) < 2:
+            return x, t, weights
+        cut = self.cutmix > 0 and (self.mixup == 0 or rng.random() < 0.5)
+        alpha = self.cutmix if cut else self.mixup
+        lam = float(rng.beta(alpha, alpha))
+        partner = rng.permutation(len(x))
+        if cut:
+            x, lam = _paste_box(x, partner, lam, rng, spatial)
+        else:
+            x = (lam * x + (1 - lam) * x[partner]).astype(x.dtype)
+        t = (lam * t + (1 - lam) * t[partner]).astype(t.dtype)
+        if weights is not None:
+            weights = (lam * weights + (1 - lam) * weights[partner]).astype(weights.dtype)
+        return x, t, weights
+
+
+def _paste_box(x: np.ndarray, partner: np.ndarray, lam: float, rng: np.random.Generator,
+               spatial: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """CutMix's box (sides ``sqrt(1 - lam)`` of the image's, centre anywhere, clipped at the border)
+    from each partner; returns the batch and the share of pixels each image kept."""
+    h, w = x.shape[spatial[0]], x.shape[spatial[1]]
+    side = np.sqrt(1.0 - lam)
+    bh, bw = int(round(h * side)), int(round(w * side))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    y0, y1 = max(cy - bh // 2, 0), min(cy + (bh - bh // 2), h)
+    x0, x1 = max(cx - bw // 2, 0), min(cx + (bw - bw // 2), w)
+    box = [slice(None)] * x.ndim
+    box[spatial[0]], box[spatial[1]] = slice(y0, y1), slice(x0, x1)
+    out = x.copy()
+    out[tuple(box)] = x[partner][tuple(box)]
+    return out, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)

@@ -98,6 +98,12 @@ class TrainConfig:
     limit: int | None = setting(None, "train on a random subset of N images (smoke tests)", metavar="N")
     augment: bool = setting(
         False, "shifts, flips, rotation, scale, random erasing, brightness/contrast (input pipeline)", group=RECIPE)
+    mixup: float = setting(
+        0.0, "mixup: blend each training batch with a shuffled copy of itself, the targets alike, "
+        "weight ~ Beta(A, A) (e.g. 0.2)", metavar="A", group=RECIPE)
+    cutmix: float = setting(
+        0.0, "CutMix: paste a box of a shuffled copy into each training batch, targets mixed by area "
+        "~ Beta(A, A) (e.g. 1.0); with --mixup too, each batch draws one of the two", metavar="A", group=RECIPE)
     label_smoothing: float = setting(0.0, "e.g. 0.1", group=RECIPE)
     schedule: str = setting("constant", "learning-rate schedule; cosine decays per step, after the warm-up",
                             choices=("constant", "cosine"), group=RECIPE)
@@ -146,6 +152,9 @@ class TrainConfig:
             choices = f.metadata["choices"]
             if choices and getattr(self, f.name) not in choices:
                 raise UsageError(f"{flag_of(f)} {getattr(self, f.name)}: expected one of {', '.join(choices)}")
+        for name in ("mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name} {getattr(self, name)}: the Beta parameter must be > 0 (0 turns it off)")
         if self.average_last < 0 or self.average_last == 1:
             raise UsageError(f"--average-last {self.average_last}: averaging needs at least 2 epochs (0 turns it off)")
         if self.time_budget and self.distribute == "multi-worker":  # each worker would fit its own count

@@ -29,6 +29,7 @@ class FaceBatches(keras.utils.PyDataset):
         epoch: int = 0,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         class_weights: np.ndarray | None = None,
+        mix: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None,
         workers: int = 1,
     ) -> None:
         # Threads, not processes: cv2 and numpy release the GIL, and batch i depends only on
@@ -42,6 +43,7 @@ class FaceBatches(keras.utils.PyDataset):
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
         self.augment = augment
         self.class_weights = class_weights
+        self.mix = mix  # augment.Mixing: mixup / CutMix across the batch, after normalisation
         self._order = self._make_order()
 
     def _make_order(self) -> np.ndarray:
@@ -63,9 +65,11 @@ class FaceBatches(keras.utils.PyDataset):
         else:
             t = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
         x = normalize(faces, self.spec)
-        if self.class_weights is not None:
-            return x, t, self.class_weights[self.y[idx]]
-        return x, t
+        w = None if self.class_weights is None else self.class_weights[self.y[idx]]
+        if self.mix:
+            spatial = (2, 3) if self.spec.layout == "NCHW" else (1, 2)
+            x, t, w = self.mix(x, t, np.random.default_rng((self.seed, self.epoch, i, 1)), spatial, w)
+        return (x, t) if w is None else (x, t, w)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -118,11 +118,12 @@ class TrainBatches:
     workers: int
     augment: Any = None  # an Augmenter, or None
     class_weights: np.ndarray | None = None
+    mix: Any = None  # an augment.Mixing, or None
 
     def of_epoch(self, epoch: int):
         return _batches(self.data, self.spec, self.batch_size, len(self.data.labels), shuffle=True,
                         seed=self.seed, epoch=epoch, augment=self.augment, class_weights=self.class_weights,
-                        workers=self.workers)
+                        mix=self.mix, workers=self.workers)
 
     def steps(self) -> int:
         return (len(self.data) + self.batch_size - 1) // self.batch_size
@@ -195,7 +196,12 @@ def training_batches(cfg: TrainConfig, plan: Plan, splits: Splits, spec: Preproc
 
         augment = Augmenter()
     weights = class_weights(splits.train.y, len(splits.labels), cfg.class_weight)
-    return TrainBatches(splits.train, spec, plan.batch_size, cfg.seed, cfg.workers, augment, weights)
+    mix = None
+    if cfg.mixup or cfg.cutmix:
+        from .augment import Mixing
+
+        mix = Mixing(cfg.mixup, cfg.cutmix)
+    return TrainBatches(splits.train, spec, plan.batch_size, cfg.seed, cfg.workers, augment, weights, mix)
 
 
 def resume_state(cfg: TrainConfig, run: RunFolder, plan: Plan) -> Start | None:
