@@ -107,14 +107,12 @@ def eval_block(command: str, table: str) -> str:
 
 def variants_block(metrics: Mapping[str, Mapping[str, Any]], key: str) -> str:
     """One row per evaluation of the float model found in its card's ``metrics`` under ``key`` + suffix."""
+    titles = {key + suffix: title for suffix, title in VARIANT_TITLES.items()}
+    titles.update({cross: title for cross, title in CROSS_TITLES.items() if cross != key})
     rows = ["| float model | images | accuracy | balanced accuracy |", "|---|---:|---:|---:|"]
-    for suffix, title in VARIANT_TITLES.items():
-        m = metrics.get(key + suffix)
+    for k, title in titles.items():
+        m = metrics.get(k)
         if m is not None:
-            rows.append(f"| {title} | {m['n']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |")
-    for cross, title in CROSS_TITLES.items():
-        m = metrics.get(cross)
-        if m is not None and cross != key:
             rows.append(f"| {title} | {m['n']} | {m['accuracy']:.4f} | {m['balanced_accuracy']:.4f} |")
     return "\n".join(rows)
 

@@ -307,9 +307,13 @@ class _Measure:
         from edgefer.train.eval_data import load_eval_data
         from edgefer.train.evaluate import evaluate, input_size, load_predictor
 
+        faces: dict[tuple[int, int], tuple[Dataset, str]] = {}
         for path in models:
             predictor = load_predictor(path)
-            data, key = load_eval_data(other, input_size(predictor))
+            size = input_size(predictor)
+            if size not in faces:  # every artifact of a run reads the same size: load the images once
+                faces[size] = load_eval_data(other, size)
+            data, key = faces[size]
             self._record(path, key, evaluate(predictor, data), None)
 
     def _record(self, path: Path, key: str, ev: Evaluation, timing: tuple[float, float] | None) -> None:

@@ -65,7 +65,6 @@ class Dataset:
             targets=None if self.targets is None else self.targets[idx],
         )
 
-
     def restricted_to(self, labels: Sequence[str]) -> tuple[Dataset, np.ndarray]:
         """The images of the classes in ``labels``, relabelled to those classes, and their indices here.
 
@@ -75,11 +74,11 @@ class Dataset:
         kept = tuple(name for name in self.labels if name in labels)
         if kept == self.labels:
             return self, np.arange(len(self))
-        idx = np.flatnonzero(np.isin(self.y, [self.labels.index(name) for name in kept]))
+        cols = [self.labels.index(name) for name in kept]
+        idx = np.flatnonzero(np.isin(self.y, cols))
         dropped = ", ".join(name for name in self.labels if name not in kept)
         remap = np.array([kept.index(name) if name in kept else -1 for name in self.labels])
         sub = self.subset(idx, f"{self.name} without {dropped}")
-        cols = [self.labels.index(name) for name in kept]
         targets = None if sub.targets is None else sub.targets[:, cols]
         return dataclasses.replace(sub, y=remap[sub.y], labels=kept, targets=targets), idx
 

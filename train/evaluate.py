@@ -150,14 +150,12 @@ class Evaluation:
 def evaluate(predictor, data: Dataset) -> Evaluation:
     """Score ``predictor`` on ``data``; images of a class it has no output for are left out, and said so."""
     scored, index = data.restricted_to(predictor.labels)
+    probs = predict_all(predictor, scored.x)
+    pred = map_predictions(probs, tuple(predictor.labels), scored.labels)  # raises if no class is shared
     if len(scored) < len(data):
         print(f"note: {getattr(predictor, 'path', 'model')} has no output for "
               f"{', '.join(n for n in data.labels if n not in scored.labels)}: "
               f"scoring it on the other {len(scored)} of {len(data)} images")
-    if not len(scored):
-        raise ValueError(f"model labels {list(predictor.labels)} share no class with the data's {list(data.labels)}")
-    probs = predict_all(predictor, scored.x)
-    pred = map_predictions(probs, tuple(predictor.labels), scored.labels)
     metrics = Metrics.from_predictions(scored.y, pred, scored.labels)
     return Evaluation(Path(getattr(predictor, "path", "?")), metrics, probs, pred, scored, index)
 
