@@ -96,3 +96,11 @@ def test_a_class_the_model_lacks_is_left_out_not_counted_wrong(fer_tree: Path, t
     # agreement is over the images both were scored on, by class name
     shared = np.asarray(FER2013_LABELS)[ref.pred[ev.index]] == np.asarray(six)[ev.pred]
     assert ev.agreement(ref) == pytest.approx(float(shared.mean()))
+
+
+def test_a_model_sharing_no_class_names_the_datas_classes(fer_tree: Path, tmp_path: Path) -> None:
+    from edgefer.train.evaluate import evaluate
+
+    other = load_predictor(build_tiny_onnx(tmp_path / "other.onnx", labels=("a", "b"), seed=2))
+    with pytest.raises(ValueError, match=r"share no class with the data's \['angry'"):
+        evaluate(other, load_fer2013(fer_tree, "test"))

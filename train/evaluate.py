@@ -105,14 +105,20 @@ def predict_all(predictor, faces: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(predictor.labels)), np.float32)
 
 
+def shared_classes(model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> list[int]:
+    """Indices into data_labels of the classes the model has; a model sharing none is an error."""
+    shared = [i for i, name in enumerate(data_labels) if name in model_labels]
+    if not shared:
+        raise ValueError(f"model labels {list(model_labels)} share no class with the data's {list(data_labels)}")
+    return shared
+
+
 def map_predictions(probs: np.ndarray, model_labels: tuple[str, ...], data_labels: tuple[str, ...]) -> np.ndarray:
     """Arg-max over the model's classes that the data also has, as indices into data_labels.
 
     A model sharing no class with the data is an error.
     """
-    shared = [i for i, name in enumerate(data_labels) if name in model_labels]
-    if not shared:
-        raise ValueError(f"model labels {list(model_labels)} share no class with the data's {list(data_labels)}")
+    shared = shared_classes(model_labels, data_labels)
     cols = [model_labels.index(data_labels[i]) for i in shared]
     return np.asarray(shared)[probs[:, cols].argmax(axis=1)]
 
@@ -149,9 +155,10 @@ class Evaluation:
 
 def evaluate(predictor, data: Dataset) -> Evaluation:
     """Score ``predictor`` on ``data``; images of a class it has no output for are left out, and said so."""
+    shared_classes(tuple(predictor.labels), data.labels)  # before restricting, so the error names the data's classes
     scored, index = data.restricted_to(predictor.labels)
     probs = predict_all(predictor, scored.x)
-    pred = map_predictions(probs, tuple(predictor.labels), scored.labels)  # raises if no class is shared
+    pred = map_predictions(probs, tuple(predictor.labels), scored.labels)
     if len(scored) < len(data):
         print(f"note: {getattr(predictor, 'path', 'model')} has no output for "
               f"{', '.join(n for n in data.labels if n not in scored.labels)}: "
