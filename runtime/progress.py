@@ -1,5 +1,5 @@
-"""Progress of a file source on stderr: a redrawn bar on a terminal, a line every few seconds
-otherwise (a log file, CI). Never on stdout, where JSON Lines may go."""
+"""Progress of long work (a file source's frames, a dataset's faces) on stderr: a redrawn bar on a
+terminal, a line every few seconds otherwise (a log file, CI). Never on stdout, where JSON Lines may go."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ LOG_EVERY_S = 5.0  # without a terminal, one status line this often
 
 class Progress:
     def __init__(self, total: int, label: str = "", stream: TextIO | None = None,
-                 log_every_s: float = LOG_EVERY_S) -> None:
+                 log_every_s: float = LOG_EVERY_S, unit: str = "frames") -> None:
+        self.unit = unit
         self.total = max(1, int(total))
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -29,7 +30,11 @@ class Progress:
         eta = (self.total - done) / fps if fps > 0 else 0.0
         pct = min(1.0, done / self.total)
         head = f"{self.label}: " if self.label else ""
-        return f"{head}{done}/{self.total} frames ({pct:.0%}), {fps:.1f} FPS, ETA {_clock(eta)}"
+        return f"{head}{done}/{self.total} {self.unit} ({pct:.0%}), {fps:.1f} {self._rate}, ETA {_clock(eta)}"
+
+    @property
+    def _rate(self) -> str:
+        return "FPS" if self.unit == "frames" else f"{self.unit}/s"
 
     def update(self, done: int) -> None:
         now = time.perf_counter()

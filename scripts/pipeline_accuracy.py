@@ -4,7 +4,8 @@
     .venv/bin/python scripts/pipeline_accuracy.py --model models/ferplus.onnx --datasets ckplus
     .venv/bin/python scripts/pipeline_accuracy.py --margins 0,0.05,0.15,0.2 --no-clips  # other crop margins
 
-Each dataset face (a 48x48 crop) is enlarged 3x and placed on a grey 256x256 canvas, so
+Each dataset face (a 48x48 crop) is enlarged 3x and placed on a grey 256x256 canvas
+(``edgefer.train.recrop.frame_of``, the same framing `edgefer train --crops` trains on), so
 the detector sees a face with some context, as it would in a frame. The detector's largest
 face is then cropped by the model's preprocessing contract, once as it is and once turned so
 its eyes are level (``PreprocessSpec.align``), and classified. ``direct`` classifies the
@@ -23,7 +24,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edgefer.runtime.classifiers import load_classifier
@@ -31,17 +31,10 @@ from edgefer.runtime.detectors import make_detector
 from edgefer.runtime.preprocess import crop_faces
 from edgefer.train.data import load_ckplus, load_fer2013
 from edgefer.train.evaluate import map_predictions
+from edgefer.train.recrop import frame_of
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WATCH = ("angry", "disgust", "fear")
-
-
-def frame_of(face: np.ndarray, canvas: int = 256, scale: int = 3) -> np.ndarray:
-    big = cv2.resize(face, (face.shape[1] * scale, face.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
-    out = np.full((canvas, canvas), 128, np.uint8)
-    y, x = (canvas - big.shape[0]) // 2, (canvas - big.shape[1]) // 2
-    out[y : y + big.shape[0], x : x + big.shape[1]] = big
-    return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
 
 
 def score(pred: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> str:

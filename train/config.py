@@ -24,6 +24,7 @@ if typing.TYPE_CHECKING:
 DEFAULT_DATA = "../shared/data/fer2013"
 ARCH_NAMES = ("reference", "report", "ckplus", "edge", "edge_fast", "edge_wide")
 DATASETS = ("fer2013", "ferplus", "ckplus")
+CROPS = ("dataset", "detector", "both")  # train/recrop.py makes the latter two
 # Where each dataset lies unless told: a model card names its dataset but not the folder it was read from.
 DEFAULT_DATA_OF = {"fer2013": DEFAULT_DATA, "ferplus": DEFAULT_DATA, "ckplus": "../shared/data/ckplus"}
 RECIPE = "recipe (all off by default: the report's plain recipe)"
@@ -98,6 +99,10 @@ class TrainConfig:
     limit: int | None = setting(None, "train on a random subset of N images (smoke tests)", metavar="N")
     augment: bool = setting(
         False, "shifts, flips, rotation, scale, random erasing, brightness/contrast (input pipeline)", group=RECIPE)
+    crops: str = setting(
+        "dataset", "training faces as the dataset crops them, as the runtime's BlazeFace box and margin "
+        "crop them (train/recrop.py; a face it misses keeps its own crop), or both (twice the images per "
+        "epoch); validation keeps the dataset's crops", choices=CROPS, group=RECIPE)
     mixup: float = setting(
         0.0, "mixup: blend each training batch with a shuffled copy of itself, the targets alike, "
         "weight ~ Beta(A, A) (e.g. 0.2)", metavar="A", group=RECIPE)

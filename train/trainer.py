@@ -177,6 +177,10 @@ def load_data(cfg: TrainConfig) -> Splits:
     if cfg.limit:
         pick = np.random.default_rng(cfg.seed).permutation(len(train_ds))[: cfg.limit]
         train_ds = train_ds.subset(np.sort(pick))
+    if cfg.crops != "dataset":
+        from .recrop import training_crops
+
+        train_ds = training_crops(train_ds, cfg.crops, PreprocessSpec.from_dict(cfg.preprocess))
     print(train_ds.summary())
     print(val_ds.summary())
     if cfg.teacher:
