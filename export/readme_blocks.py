@@ -92,11 +92,13 @@ VARIANT_TITLES = {  # card metric key suffix -> the row's name
     "": "PublicTest, single pass",
     "-dedup": "PublicTest without the images pixel-identical to a training image",
     "-flip-tta": "PublicTest with horizontal-flip averaging (`--flip-tta`)",
+    "-blazeface": "PublicTest as the runtime frames it: BlazeFace's box plus margin (`--detector-crops`)",
 }
 
 
 CROSS_TITLES = {  # card metric key of a dataset the model never trained or was selected on -> the row's name
     "ckplus-all": "CK+48, every image of the classes it has (cross-dataset)",
+    "ckplus-all-blazeface": "CK+48, every image, as the runtime frames it (cross-dataset, `--detector-crops`)",
 }
 
 

@@ -6,8 +6,10 @@ The release steps, in order, each a library call:
    calibrated on CALIB_SIZE training faces and verified on every validation face;
 2. evaluate the run and the three files on the same images (``edgefer.train.evaluate``), record
    the metrics in every file's card and write OUT/EVAL_NAME.md;
-3. two more views of the float model, recorded in its card: PublicTest without the images
-   pixel-identical to a training image, and with horizontal-flip averaging;
+3. more views of the float model, recorded in its card: PublicTest without the images
+   pixel-identical to a training image, with horizontal-flip averaging, and as the runtime
+   frames it (BlazeFace's box plus margin, ``edgefer.train.recrop``); every file on all of CK+48
+   beside the data, and the float model on CK+48 as the runtime frames it (cross-dataset);
 4. copy the run's history.csv to OUT/reports/NAME/ and write the one-page report there
    (:func:`edgefer.train.report.write_model_report`);
 5. fill the blocks eval-NAME, train-NAME and variants-NAME of the README
@@ -55,8 +57,9 @@ ALL_FACES = 1 << 31  # verification on every validation face, as `--verify-size 
 DESCRIPTION = """\
 Ship a training run: export it into OUT as float ONNX, INT8 ONNX and INT8 TFLite (each with
 its card), evaluate the run and the three files on the same images and record the metrics in
-every card, record two more views of the float model (without PublicTest's training
-duplicates; with flip averaging), write OUT/EVAL_NAME.md and the report in OUT/reports/NAME/,
+every card, record more views of the float model (without PublicTest's training
+duplicates; with flip averaging; as the runtime's detector and crop frame each face; all of
+CK+48 beside the data, a cross-dataset score), write OUT/EVAL_NAME.md and the report in OUT/reports/NAME/,
 and fill the blocks eval-NAME, train-NAME and variants-NAME of the README.
 
 The README must already hold the three marker pairs, e.g. <!-- begin:eval-NAME --> and
@@ -199,13 +202,17 @@ def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipRes
                + "\n".join(sections))
 
     float_model = artifacts[0]
-    progress(f"ship [3/5] variants of {float_model.name}: without training duplicates, with flip averaging")
+    progress(f"ship [3/5] variants of {float_model.name}: without training duplicates, with flip averaging, "
+             "through the detector")
     measured.variant(float_model, exclude_train_duplicates=True)
     measured.variant(float_model, flip_tta=True)
+    measured.variant(float_model, detector_crops=True)
     ckplus = Path(spec.data).parent / "ckplus"
     if ckplus.is_dir():
         progress(f"ship [3/5] cross-dataset: {len(artifacts)} files on every image of {ckplus}")
-        measured.cross_dataset(artifacts, EvalData(dataset="ckplus", data=str(ckplus), split="all"))
+        everything = EvalData(dataset="ckplus", data=str(ckplus), split="all")
+        measured.cross_dataset(artifacts, everything)
+        measured.cross_dataset([float_model], everything, detector_crops=True)
     else:
         progress(f"ship [3/5] no {ckplus} beside the data: the cards carry no cross-dataset score")
 
@@ -288,7 +295,8 @@ class _Measure:
                 self._record(path, key, ev, timing[ev.path])
         return comparison_table(evals, timing), sections
 
-    def variant(self, path: Path, exclude_train_duplicates: bool = False, flip_tta: bool = False) -> None:
+    def variant(self, path: Path, exclude_train_duplicates: bool = False, flip_tta: bool = False,
+                detector_crops: bool = False) -> None:
         """Evaluate one model on a variant of the data and record it under the variant's key."""
         from edgefer.train.eval_data import load_eval_data
         from edgefer.train.evaluate import evaluate, input_size, load_predictor
@@ -299,10 +307,12 @@ class _Measure:
             data, key = load_eval_data(self.spec, size, exclude_train_duplicates=True)
         else:
             data, key = self._faces(size)
+        if detector_crops:
+            data, key = _through_detector(data, key, predictor)
         key += "-flip-tta" if flip_tta else ""
         self._record(path, key, evaluate(predictor, data), None)
 
-    def cross_dataset(self, models: list[Path], other: EvalData) -> None:
+    def cross_dataset(self, models: list[Path], other: EvalData, detector_crops: bool = False) -> None:
         """Score ``models`` on a dataset none of them trained or was selected on, and record it."""
         from edgefer.train.eval_data import load_eval_data
         from edgefer.train.evaluate import evaluate, input_size, load_predictor
@@ -313,6 +323,8 @@ class _Measure:
             size = input_size(predictor)
             if size not in faces:  # every artifact of a run reads the same size: load the images once
                 faces[size] = load_eval_data(other, size)
+                if detector_crops:
+                    faces[size] = _through_detector(*faces[size], predictor)
             data, key = faces[size]
             self._record(path, key, evaluate(predictor, data), None)
 
@@ -323,3 +335,10 @@ class _Measure:
         metrics = card_metrics(ev, self.command, timing)
         record_metrics(path, key, metrics)
         self.recorded.setdefault(path, {})[key] = metrics
+
+
+def _through_detector(data: Dataset, key: str, predictor: Any) -> tuple[Dataset, str]:
+    """The faces as the runtime frames them for ``predictor`` (`edgefer eval --detector-crops`)."""
+    from edgefer.train.recrop import DETECTOR_KEY, as_detector_frames
+
+    return as_detector_frames(data, predictor.info.preprocess), key + DETECTOR_KEY

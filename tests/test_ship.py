@@ -63,11 +63,16 @@ def test_splice_refuses_a_missing_block_and_writes_nothing(tmp_path: Path) -> No
 def test_variants_table_lists_the_recorded_views() -> None:
     m = {"n": 10, "accuracy": 0.5, "balanced_accuracy": 0.25}
     text = variants_block({"fer2013-publictest": m, "fer2013-publictest-flip-tta": {**m, "accuracy": 0.6},
-                           "ckplus-all": {**m, "n": 7}}, "fer2013-publictest")
+                           "fer2013-publictest-blazeface": {**m, "accuracy": 0.4},
+                           "ckplus-all": {**m, "n": 7}, "ckplus-all-blazeface": {**m, "n": 7, "accuracy": 0.3}},
+                          "fer2013-publictest")
     assert text.splitlines()[2:] == [
         "| PublicTest, single pass | 10 | 0.5000 | 0.2500 |",
         "| PublicTest with horizontal-flip averaging (`--flip-tta`) | 10 | 0.6000 | 0.2500 |",
+        "| PublicTest as the runtime frames it: BlazeFace's box plus margin (`--detector-crops`) "
+        "| 10 | 0.4000 | 0.2500 |",
         "| CK+48, every image of the classes it has (cross-dataset) | 7 | 0.5000 | 0.2500 |",
+        "| CK+48, every image, as the runtime frames it (cross-dataset, `--detector-crops`) | 7 | 0.3000 | 0.2500 |",
     ]
 
 
@@ -147,6 +152,11 @@ def test_ship_a_tiny_run_into_a_models_folder(tmp_path: Path, capsys) -> None:
     float_metrics = json.loads(card_path(files[0]).read_text())["card"]["metrics"]
     assert float_metrics["fer2013-publictest-dedup"]["n"] == 70  # dup.png left out
     assert float_metrics["fer2013-publictest-flip-tta"]["n"] == 71
+    # through the runtime's framing: every face kept (a missed one with its own crop), float model only
+    assert float_metrics["fer2013-publictest-blazeface"]["n"] == 71
+    assert float_metrics["ckplus-all-blazeface"]["n"] == 12
+    int8_metrics = json.loads(card_path(files[1]).read_text())["card"]["metrics"]
+    assert "fer2013-publictest-blazeface" not in int8_metrics and "ckplus-all-blazeface" not in int8_metrics
 
     eval_report = (models / "EVAL_tiny.md").read_text()
     assert f"command: `{command}`" in eval_report and "| best.keras | keras |" in eval_report

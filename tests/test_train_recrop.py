@@ -121,3 +121,35 @@ def test_load_data_trains_on_both_framings_and_validates_on_the_dataset_crops(tm
     splits = load_data(TrainConfig(data=str(tmp_path), crops="both"))
     assert len(splits.train) == 14 and "dataset and blazeface crops" in splits.train.name
     assert len(splits.val) == 7 and "crops" not in splits.val.name
+
+
+def test_eval_detector_crops_records_the_score_through_blazeface(shared_data, tmp_path, capsys) -> None:
+    """`edgefer eval --detector-crops --write-card` on real PublicTest faces: the card's new key holds
+    what the shipped model scores on the faces as BlazeFace and its crop frame them."""
+    import json
+    import shutil
+
+    from edgefer.models import MODELS_DIR
+    from edgefer.runtime.cli import main
+    from edgefer.runtime.metadata import card_path
+    from edgefer.train.evaluate import load_predictor, map_predictions
+
+    src = shared_data / "fer2013" / "test"
+    for d in sorted(p for p in src.iterdir() if p.is_dir()):
+        (tmp_path / "data" / "test" / d.name).mkdir(parents=True)
+        for f in sorted(d.iterdir())[:12]:
+            shutil.copy(f, tmp_path / "data" / "test" / d.name / f.name)
+    model = tmp_path / "fer2013.onnx"
+    shutil.copy(MODELS_DIR / "fer2013.onnx", model)
+    shutil.copy(card_path(MODELS_DIR / "fer2013.onnx"), card_path(model))
+    assert main(["eval", str(model), "--data", str(tmp_path / "data"), "--no-timing", "--no-verify",
+                 "--detector-crops", "--write-card"]) == 0
+    assert "faces found by blazeface" in capsys.readouterr().out
+    recorded = json.loads(card_path(model).read_text())["card"]["metrics"]["fer2013-publictest-blazeface"]
+    test = load_fer2013(tmp_path / "data", "test")
+    pred = load_predictor(model, verify=False)
+    faces = detector_crops(test.x, pred.info.preprocess, "blazeface").faces
+    y = map_predictions(pred.predict(faces), pred.labels, test.labels)
+    assert recorded["n"] == len(test) == 84
+    assert recorded["accuracy"] == round(float((y == test.y).mean()), 4)
+    assert "blazeface crops" in recorded["data"]

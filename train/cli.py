@@ -216,6 +216,9 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="inference threads for ONNX/TFLite (default 1)")
     p.add_argument("--no-timing", action="store_true", help="skip the latency columns")
     p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image")
+    p.add_argument("--detector-crops", action="store_true",
+                   help="score each face as the runtime frames it: placed on a grey frame, found by BlazeFace, "
+                   "cropped by the model's margin (a face it misses keeps its own crop)")
     p.add_argument("--out", help="also write the report as Markdown here")
     p.add_argument("--json", help="also write all metrics as JSON here")
     p.add_argument("--write-card", action="store_true", help="store the metrics in each model's card")
@@ -229,7 +232,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     return run_eval(EvalRequest(
         models=args.models, data=_given_data(args), exclude_train_duplicates=args.exclude_train_duplicates,
-        threads=args.threads, flip_tta=args.flip_tta, verify=not args.no_verify, timing=not args.no_timing,
+        threads=args.threads, flip_tta=args.flip_tta, detector_crops=args.detector_crops,
+        verify=not args.no_verify, timing=not args.no_timing,
         out=args.out, json=args.json, write_card=args.write_card,
     ))
 

@@ -16,11 +16,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .data import Dataset
 from .eval_data import EvalData, choose_eval_data, load_eval_data, recorded_of
 from .evaluate import Evaluation, evaluate, input_size, load_predictor, time_predictor
+
+if TYPE_CHECKING:
+    from edgefer.runtime.preprocess import PreprocessSpec
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class EvalRequest:
     exclude_train_duplicates: bool = False
     threads: int = 1
     flip_tta: bool = False
+    detector_crops: bool = False  # score each face as BlazeFace and the model's crop frame it (recrop.py)
     verify: bool = True
     timing: bool = True
     out: str | None = None
@@ -102,17 +106,28 @@ def eval_data_for(models: list[tuple[str, Any]], given: Mapping[str, Any]) -> Ev
     return spec
 
 
-def _load_data(spec: EvalData, size: tuple[int, int], req: EvalRequest, first: bool) -> tuple[Dataset, str]:
+def _load_data(spec: EvalData, pre: PreprocessSpec, req: EvalRequest, first: bool) -> tuple[Dataset, str]:
     from edgefer.runtime.cli import CommandError
 
+    size = (int(pre.size[0]), int(pre.size[1]))
     try:
         data, key = load_eval_data(spec, size, req.exclude_train_duplicates)
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if first:
         print(spec.line(len(data)))
+    if req.detector_crops:
+        from .recrop import DETECTOR_KEY, as_detector_frames
+
+        data, key = as_detector_frames(data, pre), key + DETECTOR_KEY
     print(data.summary() + (f" at {size[0]}x{size[1]}" if size != (48, 48) else ""))
     return data, key + ("-flip-tta" if req.flip_tta else "")
+
+
+def _faces_key(predictor: Any, req: EvalRequest) -> tuple:
+    """Models that read the same faces share them: the same size, and with detector crops the same crop."""
+    pre = predictor.info.preprocess
+    return (input_size(predictor), pre.margin, pre.align) if req.detector_crops else (input_size(predictor),)
 
 
 def run_eval(req: EvalRequest) -> int:
@@ -120,15 +135,15 @@ def run_eval(req: EvalRequest) -> int:
 
     models = _load_models(req)
     spec = eval_data_for(models, req.data)
-    datasets: dict[tuple[int, int], tuple[Dataset, str]] = {}
+    datasets: dict[tuple, tuple[Dataset, str]] = {}
     evals: list[Evaluation] = []
     timing: dict[Path, tuple[float, float]] = {}
     sections = []
     for name, predictor in models:
-        size = input_size(predictor)
-        if size not in datasets:
-            datasets[size] = _load_data(spec, size, req, first=not datasets)
-        data, key = datasets[size]
+        faces = _faces_key(predictor, req)
+        if faces not in datasets:
+            datasets[faces] = _load_data(spec, predictor.info.preprocess, req, first=not datasets)
+        data, key = datasets[faces]
         try:
             ev = evaluate(predictor, data)
         except ValueError as exc:

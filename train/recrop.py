@@ -74,6 +74,21 @@ def detector_crops(faces: np.ndarray, spec: PreprocessSpec, detector: str | Face
 
 
 
+DETECTOR_KEY = "-blazeface"  # suffix of the card metric key of a score through the detector
+
+
+def as_detector_frames(ds: Dataset, spec: PreprocessSpec, detector: str = "blazeface") -> Dataset:
+    """``ds`` with every face re-cropped by ``detector`` and ``spec`` (labels, files, targets kept)."""
+    meter = Progress(len(ds), f"{ds.name}: {detector} crops", unit="faces")
+    try:
+        got = detector_crops(ds.x, spec, detector, progress=meter.update)
+    finally:
+        meter.close()
+    print(f"{ds.name}: {int(got.found.sum())} of {len(ds)} faces found by {detector}; "
+          "the rest keep their dataset crop")
+    return dataclasses.replace(ds, x=got.faces, name=f"{ds.name} ({detector} crops)")
+
+
 def training_crops(ds: Dataset, how: str, spec: PreprocessSpec, detector: str = "blazeface") -> Dataset:
     """``ds`` as ``how`` says (``CROPS``): its own crops, the detector's, or both (twice the images).
 
@@ -83,16 +98,9 @@ def training_crops(ds: Dataset, how: str, spec: PreprocessSpec, detector: str = 
         return ds
     if how not in CROPS:
         raise ValueError(f"crops must be one of {', '.join(CROPS)}, not {how!r}")
-    meter = Progress(len(ds), f"{ds.name}: {detector} crops", unit="faces")
-    try:
-        got = detector_crops(ds.x, spec, detector, progress=meter.update)
-    finally:
-        meter.close()
-    print(f"{ds.name}: {int(got.found.sum())} of {len(ds)} faces found by {detector}; "
-          "the rest keep their dataset crop")
-    recropped = dataclasses.replace(ds, x=got.faces, name=f"{ds.name} ({detector} crops)")
+    recropped = as_detector_frames(ds, spec, detector)
     if how == "detector":
         return recropped
     both = ds.subset(np.concatenate([np.arange(len(ds))] * 2), f"{ds.name} (dataset and {detector} crops)")
-    both.x = np.concatenate([ds.x, got.faces])
+    both.x = np.concatenate([ds.x, recropped.x])
     return both
