@@ -300,6 +300,7 @@ class _Measure:
         """Evaluate one model on a variant of the data and record it under the variant's key."""
         from edgefer.train.eval_data import load_eval_data
         from edgefer.train.evaluate import evaluate, input_size, load_predictor
+        from edgefer.train.recrop import through_detector
 
         predictor = load_predictor(path, flip_tta=flip_tta)
         size = input_size(predictor)
@@ -308,7 +309,7 @@ class _Measure:
         else:
             data, key = self._faces(size)
         if detector_crops:
-            data, key = _through_detector(data, key, predictor)
+            data, key = through_detector(data, key, predictor.info.preprocess)
         key += "-flip-tta" if flip_tta else ""
         self._record(path, key, evaluate(predictor, data), None)
 
@@ -316,6 +317,7 @@ class _Measure:
         """Score ``models`` on a dataset none of them trained or was selected on, and record it."""
         from edgefer.train.eval_data import load_eval_data
         from edgefer.train.evaluate import evaluate, input_size, load_predictor
+        from edgefer.train.recrop import through_detector
 
         faces: dict[tuple[int, int], tuple[Dataset, str]] = {}
         for path in models:
@@ -324,7 +326,7 @@ class _Measure:
             if size not in faces:  # every artifact of a run reads the same size: load the images once
                 faces[size] = load_eval_data(other, size)
                 if detector_crops:
-                    faces[size] = _through_detector(*faces[size], predictor)
+                    faces[size] = through_detector(*faces[size], predictor.info.preprocess)
             data, key = faces[size]
             self._record(path, key, evaluate(predictor, data), None)
 
@@ -335,10 +337,3 @@ class _Measure:
         metrics = card_metrics(ev, self.command, timing)
         record_metrics(path, key, metrics)
         self.recorded.setdefault(path, {})[key] = metrics
-
-
-def _through_detector(data: Dataset, key: str, predictor: Any) -> tuple[Dataset, str]:
-    """The faces as the runtime frames them for ``predictor`` (`edgefer eval --detector-crops`)."""
-    from edgefer.train.recrop import DETECTOR_KEY, as_detector_frames
-
-    return as_detector_frames(data, predictor.info.preprocess), key + DETECTOR_KEY

@@ -88,8 +88,12 @@ def test_training_crops_both_keeps_labels_files_and_targets_with_each_copy(monke
 
 
 def test_crops_is_a_recorded_setting_that_a_resume_cannot_change() -> None:
+    from edgefer.train.config import SAME
+
     cfg = TrainConfig(crops="detector")
     assert dataclasses.asdict(cfg)["crops"] == "detector"
+    crops = next(f for f in dataclasses.fields(TrainConfig) if f.name == "crops")
+    assert crops.metadata["on_resume"] == SAME
     with pytest.raises(Exception, match="crops"):
         TrainConfig(crops="sideways").validate()
 

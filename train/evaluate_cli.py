@@ -117,9 +117,9 @@ def _load_data(spec: EvalData, pre: PreprocessSpec, req: EvalRequest, first: boo
     if first:
         print(spec.line(len(data)))
     if req.detector_crops:
-        from .recrop import DETECTOR_KEY, as_detector_frames
+        from .recrop import through_detector
 
-        data, key = as_detector_frames(data, pre), key + DETECTOR_KEY
+        data, key = through_detector(data, key, pre)
     print(data.summary() + (f" at {size[0]}x{size[1]}" if size != (48, 48) else ""))
     return data, key + ("-flip-tta" if req.flip_tta else "")
 

@@ -73,7 +73,6 @@ def detector_crops(faces: np.ndarray, spec: PreprocessSpec, detector: str | Face
     return Recropped(out, found)
 
 
-
 DETECTOR_KEY = "-blazeface"  # suffix of the card metric key of a score through the detector
 
 
@@ -87,6 +86,11 @@ def as_detector_frames(ds: Dataset, spec: PreprocessSpec, detector: str = "blaze
     print(f"{ds.name}: {int(got.found.sum())} of {len(ds)} faces found by {detector}; "
           "the rest keep their dataset crop")
     return dataclasses.replace(ds, x=got.faces, name=f"{ds.name} ({detector} crops)")
+
+
+def through_detector(ds: Dataset, key: str, spec: PreprocessSpec) -> tuple[Dataset, str]:
+    """``ds`` as the runtime frames it for a model of ``spec``, and the card metric key of a score on it."""
+    return as_detector_frames(ds, spec), key + DETECTOR_KEY
 
 
 def training_crops(ds: Dataset, how: str, spec: PreprocessSpec, detector: str = "blazeface") -> Dataset:
