@@ -5,7 +5,7 @@
     .venv/bin/python scripts/pipeline_accuracy.py --margins 0,0.05,0.15,0.2 --no-clips  # other crop margins
 
 Each dataset face (a 48x48 crop) is enlarged 3x and placed on a grey 256x256 canvas
-(``edgefer.train.recrop.frame_of``, the same framing `edgefer train --crops` trains on), so
+(``edgefer.train.recrop.largest_detections``, the same framing `edgefer train --crops` trains on), so
 the detector sees a face with some context, as it would in a frame. The detector's largest
 face is then cropped by the model's preprocessing contract, once as it is and once turned so
 its eyes are level (``PreprocessSpec.align``), and classified. ``direct`` classifies the
@@ -28,10 +28,9 @@ import numpy as np
 
 from edgefer.runtime.classifiers import load_classifier
 from edgefer.runtime.detectors import make_detector
-from edgefer.runtime.preprocess import crop_faces
 from edgefer.train.data import load_ckplus, load_fer2013
 from edgefer.train.evaluate import map_predictions
-from edgefer.train.recrop import frame_of
+from edgefer.train.recrop import crop_detection, largest_detections
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WATCH = ("angry", "disgust", "fear")
@@ -53,21 +52,18 @@ def run(model: Path, dataset: str, detector: str, margins: tuple[float, ...] = (
     keep = np.array([name in clf.labels for name in data.labels])[data.y]
     x, y = data.x[keep], data.y[keep]
     spec = clf.info.preprocess
-    det = make_detector(detector)
     # (margin, align) -> crops; the model's own margin as cropped and eye-levelled, then each other margin
     variants = [(spec.margin, False), (spec.margin, True)] + [(m, False) for m in margins if m != spec.margin]
+    specs = {v: dataclasses.replace(spec, margin=v[0], align=v[1]) for v in variants}
     found_idx: list[int] = []
     crops: dict[tuple[float, bool], list[np.ndarray]] = {v: [] for v in variants}
-    for i, face in enumerate(x):
-        frame = frame_of(face)
-        found = det.detect(frame)
-        if not found:
-            continue
-        best = max(found, key=lambda d: d.box[2] * d.box[3])
-        found_idx.append(i)
-        for margin, align in variants:
-            s = dataclasses.replace(spec, align=align, margin=margin)
-            crops[margin, align].append(crop_faces(frame, [best.box], s, [best.keypoints] if align else None)[0])
+    with make_detector(detector) as det:
+        for i, (frame, best) in enumerate(largest_detections(x, det)):
+            if best is None:
+                continue
+            found_idx.append(i)
+            for v, s in specs.items():
+                crops[v].append(crop_detection(frame, best, s))
     idx = np.array(found_idx, int)
 
     def predict(faces: np.ndarray) -> np.ndarray:

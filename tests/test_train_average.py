@@ -151,3 +151,21 @@ def test_a_resumed_run_extends_its_epochs_and_its_average(swa_run: tuple[Path, P
     assert [Path(m).name for m in members] == [f"epoch_00{i}.weights.h5" for i in (2, 3, 4)]
     text = run_summary(longer / "averaged")
     assert "then resumed after epoch 3 with `--resume --epochs 4 --average-last 3`" in text
+
+
+def test_batchnorm_faces_are_one_seeded_sample_whether_or_not_sampled_before() -> None:
+    """`edgefer average` re-crops only the sampled faces; they must be those training would pick."""
+    from edgefer.train.average import BN_FACES, batchnorm_sample
+    from edgefer.train.data import Dataset
+
+    n = BN_FACES + 300
+    ds = Dataset(x=np.arange(n, dtype=np.int64).reshape(n, 1, 1), y=np.zeros(n, np.int64),
+                 labels=("a", "b"), files=[f"a/{i}.png" for i in range(n)])
+    once = batchnorm_sample(ds)
+    ids = once.x.ravel()
+    assert len(once) == BN_FACES and len(np.unique(ids)) == BN_FACES and np.all(np.diff(ids) > 0)
+    assert once.files == [f"a/{i}.png" for i in ids]
+    assert batchnorm_sample(once) is once
+    assert not np.array_equal(batchnorm_sample(ds, seed=1).x, once.x)
+    small = ds.subset(np.arange(10))
+    assert batchnorm_sample(small) is small

@@ -118,6 +118,15 @@ def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> None:
         bn.set_weights(weights)
 
 
+def batchnorm_sample(ds: Dataset, seed: int = 0) -> Dataset:
+    """The seeded ``BN_FACES`` images of ``ds`` whose statistics the averaged BatchNorms take
+    (all of ``ds`` if it has no more); the same faces whether or not ``ds`` was sampled before."""
+    if len(ds) <= BN_FACES:
+        return ds
+    pick = np.random.default_rng(seed).permutation(len(ds))[:BN_FACES]
+    return ds.subset(np.sort(pick))
+
+
 def write_averaged_run(
     members: Sequence[str | Path], out: str | Path, train_ds: Dataset, val_ds: Dataset | None = None,
     seed: int = 0,
@@ -130,8 +139,8 @@ def write_averaged_run(
     spec = run_folder(paths[0]).preprocess()
     if list(train_ds.labels) != list(meta["labels"]):
         raise AverageError(f"the data's labels {list(train_ds.labels)} differ from the model's {meta['labels']}")
-    pick = np.random.default_rng(seed).permutation(len(train_ds))[:BN_FACES]
-    update_batchnorm(model, normalize(train_ds.x[np.sort(pick)], spec))
+    bn_faces = batchnorm_sample(train_ds, seed)
+    update_batchnorm(model, normalize(bn_faces.x, spec))
     if replace:
         shutil.rmtree(out)
     averaged = RunFolder(out)
@@ -143,7 +152,7 @@ def write_averaged_run(
         write_bytes(averaged.history, source.history.read_bytes())
     meta["averaged"] = {
         "members": [str(p) for p in used],
-        "batchnorm_faces": len(pick),
+        "batchnorm_faces": len(bn_faces),
     }
     averaged.write_run(meta)
     if val_ds is not None:

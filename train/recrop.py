@@ -16,12 +16,12 @@ A face the detector misses keeps its dataset crop, so the set keeps every image 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
 
-from edgefer.runtime.detectors import FaceDetector, make_detector
+from edgefer.runtime.detectors import Detection, FaceDetector, make_detector
 from edgefer.runtime.preprocess import PreprocessSpec, crop_faces
 from edgefer.runtime.progress import Progress
 
@@ -49,6 +49,20 @@ class Recropped:
     found: np.ndarray  # bool (N,): the detector found the face (False: the dataset crop, resized)
 
 
+def largest_detections(faces: np.ndarray, detector: FaceDetector) -> Iterator[tuple[np.ndarray, Detection | None]]:
+    """Each face of ``faces`` (uint8 N x h x w) on its canvas (:func:`frame_of`), with the largest
+    face ``detector`` finds there, or None where it finds none."""
+    for face in faces:
+        frame = frame_of(face)
+        hits = detector.detect(frame)
+        yield frame, max(hits, key=lambda d: d.box[2] * d.box[3]) if hits else None
+
+
+def crop_detection(frame: np.ndarray, found: Detection, spec: PreprocessSpec) -> np.ndarray:
+    """The runtime's crop of one detection, eye-levelled by its keypoints where ``spec`` says so."""
+    return crop_faces(frame, [found.box], spec, [found.keypoints] if spec.align else None)[0]
+
+
 def detector_crops(faces: np.ndarray, spec: PreprocessSpec, detector: str | FaceDetector = "blazeface",
                    progress: Callable[[int], None] | None = None) -> Recropped:
     """Every face of ``faces`` (uint8 N x h x w) as the runtime's detector and crop would give it;
@@ -56,18 +70,14 @@ def detector_crops(faces: np.ndarray, spec: PreprocessSpec, detector: str | Face
     if isinstance(detector, str):
         with make_detector(detector) as det:
             return detector_crops(faces, spec, det, progress)
-    det = detector
     out = np.empty((len(faces), *spec.size), np.uint8)
     found = np.zeros(len(faces), bool)
-    for i, face in enumerate(faces):
-        frame = frame_of(face)
-        hits = det.detect(frame)
-        if hits:
-            best = max(hits, key=lambda d: d.box[2] * d.box[3])
-            out[i] = crop_faces(frame, [best.box], spec, [best.keypoints] if spec.align else None)[0]
+    for i, (frame, best) in enumerate(largest_detections(faces, detector)):
+        if best is not None:
+            out[i] = crop_detection(frame, best, spec)
             found[i] = True
         else:
-            out[i] = cv2.resize(face, (spec.size[1], spec.size[0]), interpolation=cv2.INTER_AREA)
+            out[i] = cv2.resize(faces[i], (spec.size[1], spec.size[0]), interpolation=cv2.INTER_AREA)
         if progress is not None:
             progress(i + 1)
     return Recropped(out, found)
