@@ -191,3 +191,13 @@ def test_train_help_lists_every_flag_and_imports_nothing_heavy() -> None:
             "print(sorted(m for m in ('numpy', 'cv2', 'keras', 'tensorflow') if m in sys.modules))")
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert light.stdout.strip() == "[]"
+
+
+def test_mixed_bfloat16_is_flagged_only_where_the_cpu_would_emulate_it() -> None:
+    from edgefer.train.trainer import emulated_bf16_warning
+
+    assert "--precision float32" in emulated_bf16_warning(["sse4_2", "avx", "avx2", "fma"])
+    assert emulated_bf16_warning(["avx2", "avx512f", "avx512_bf16"]) == ""
+    assert emulated_bf16_warning(["avx2", "amx_tile"]) == ""
+    assert emulated_bf16_warning(["asimd", "bf16"]) == ""
+    assert emulated_bf16_warning([]) == ""  # no /proc/cpuinfo: nothing known, nothing said

@@ -120,7 +120,8 @@ class TrainConfig:
         None, "start from these weights: .keras, .weights.h5, a run folder (its best.keras), or a shipped "
         ".onnx (e.g. models/fer2013.onnx: a new training cycle from a shipped model; a head with other "
         "labels is mapped by name)", group=RECIPE)
-    precision: str = setting("float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16",
+    precision: str = setting("float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or "
+                             "AVX512-BF16 and several times slower on CPUs without",
                              choices=("float32", "mixed_bfloat16"), group=RECIPE)
     # Augmentation is seeded per (seed, epoch, image), so the thread count changes speed only.
     workers: int = setting(1, "input-pipeline threads for augmentation; 4+ keep a GPU busy", on_resume=FREE)
