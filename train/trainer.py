@@ -169,7 +169,7 @@ def set_up_backend(cfg: TrainConfig) -> None:
     if cfg.deterministic:
         _enable_determinism()
     keras.mixed_precision.set_global_policy(cfg.precision)
-    if cfg.precision == "mixed_bfloat16" and not _accelerator_present():
+    if cfg.precision == "mixed_bfloat16" and accelerator() is None:
         from edgefer.runtime.machine import simd_features
 
         warning = emulated_bf16_warning(simd_features())
@@ -192,18 +192,21 @@ def emulated_bf16_warning(features: list[str]) -> str:
             "or Arm BF16) trains several times slower than float32; pass --precision float32")
 
 
-def _accelerator_present() -> bool:
+def accelerator() -> str | None:
+    """The accelerator Keras trains on (its device kind or name), or None on the CPU."""
     import keras
 
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if keras.config.backend() == "jax":
+    if keras.backend.backend() == "jax":
         import jax
 
-        return jax.default_backend() != "cpu"
-    return False
+        first = jax.devices()[0]
+        return None if first.platform == "cpu" else first.device_kind
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return gpus[0].name if gpus else None
+    return None
 
 
 def load_data(cfg: TrainConfig) -> Splits:
@@ -407,15 +410,11 @@ def machine() -> str:
 
     import keras
 
-    backend = keras.backend.backend()
     device = f"{os.cpu_count()}-core {platform.machine()} CPU"
-    if backend == "jax":
-        import jax
-
-        first = jax.devices()[0]
-        if first.platform != "cpu":
-            device = f"{first.device_kind} + {device}"
-    return f"Keras {keras.__version__} on {backend}, {device}"
+    kind = accelerator()
+    if kind:
+        device = f"{kind} + {device}"
+    return f"Keras {keras.__version__} on {keras.backend.backend()}, {device}"
 
 
 def _optimizer(cfg: TrainConfig, lr: float, total_steps: int, warmup_steps: int):
