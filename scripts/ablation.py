@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from edgefer.train.config import PRECISIONS
 from edgefer.train.runfolder import RunFolder
 
 FULL = ["--augment", "--label-smoothing", "0.1", "--schedule", "cosine", "--warmup-epochs", "1",
@@ -108,7 +109,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=7000, help="training images per variant (same seeded subset)")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--lr", type=float, default=0.002)
-    ap.add_argument("--precision", default="mixed_bfloat16")
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS)
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once")
     ap.add_argument("--threads", type=int, default=1, help="TensorFlow threads per variant")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")

@@ -139,6 +139,14 @@ def test_resume_accepts_extensions_and_settings_that_do_not_change_the_weights(t
     assert (cfg.learning_rate, cfg.teacher, cfg.out) == (0.003, "t.npz", str(run))
 
 
+def test_resume_with_precision_auto_keeps_the_precision_the_run_started_with(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _recorded_run(run)  # float32, as auto resolved it on the machine that started the run
+    assert _config("--out", str(run), "--resume", "--precision", "auto").precision == "float32"
+    with pytest.raises(UsageError, match="--precision mixed_bfloat16 \\(the run has float32\\)"):
+        _config("--out", str(run), "--resume", "--precision", "mixed_bfloat16")
+
+
 def test_resume_continues_from_the_latest_extension(tmp_path: Path) -> None:
     run = tmp_path / "run"
     _recorded_run(run, extended=[{"after_epoch": 10, "epochs": 16, "average_last": 6}])
@@ -201,3 +209,14 @@ def test_mixed_bfloat16_is_flagged_only_where_the_cpu_would_emulate_it() -> None
     assert emulated_bf16_warning(["avx2", "amx_tile"]) == ""
     assert emulated_bf16_warning(["asimd", "bf16"]) == ""
     assert emulated_bf16_warning([]) == ""  # no /proc/cpuinfo: nothing known, nothing said
+
+
+def test_precision_auto_picks_bfloat16_only_where_it_is_native() -> None:
+    from edgefer.train.trainer import auto_precision, resolved_precision
+
+    assert auto_precision(None, ["sse4_2", "avx2", "fma"]) == "float32"
+    assert auto_precision(None, ["avx2", "avx512_bf16"]) == "mixed_bfloat16"
+    assert auto_precision(None, ["asimd", "bf16"]) == "mixed_bfloat16"
+    assert auto_precision(None, []) == "float32"  # features not known: the safe choice
+    assert auto_precision("NVIDIA H100", ["avx2"]) == "mixed_bfloat16"
+    assert resolved_precision("float32") == "float32" and resolved_precision("mixed_bfloat16") == "mixed_bfloat16"

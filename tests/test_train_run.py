@@ -42,7 +42,8 @@ def _history(run: Path) -> list[dict]:
 
 def test_train_then_resume_after_interruption(tiny_data: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
-    cfg = TrainConfig(data=str(tiny_data), arch="ckplus", out=str(run), epochs=1, batch_size=8, seed=1)
+    cfg = TrainConfig(data=str(tiny_data), arch="ckplus", out=str(run), epochs=1, batch_size=8, seed=1,
+                      precision="auto")
     train(cfg)
     assert (run / "last.keras").is_file() and (run / "best.keras").is_file()
     assert len(_history(run)) == 1
@@ -50,6 +51,11 @@ def test_train_then_resume_after_interruption(tiny_data: Path, tmp_path: Path, c
     assert meta["labels"] == list(FER2013_LABELS)
     assert meta["preprocess"]["size"] == [48, 48]
     assert meta["machine"].startswith("Keras ") and "CPU" in meta["machine"]  # where it trained, for its card
+    # auto is recorded as what it chose on this machine; the resume below asks for auto again
+    from edgefer.runtime.machine import simd_features
+    from edgefer.train.trainer import accelerator, auto_precision
+
+    assert meta["config"]["precision"] == auto_precision(accelerator(), simd_features())
     # "killed" after epoch 1: a resumed run continues at epoch 2 instead of starting over.
     capsys.readouterr()
     cfg.epochs, cfg.resume = 3, True

@@ -28,6 +28,7 @@ CROPS = ("dataset", "detector", "both")  # train/recrop.py makes the latter two
 # Where each dataset lies unless told: a model card names its dataset but not the folder it was read from.
 DEFAULT_DATA_OF = {"fer2013": DEFAULT_DATA, "ferplus": DEFAULT_DATA, "ckplus": "../shared/data/ckplus"}
 RECIPE = "recipe (all off by default: the report's plain recipe)"
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")  # trainer.resolved_precision turns auto into one of the two
 DATA_KEYS = ("dataset", "data", "split", "seed", "val_fraction")  # the settings that pick a run's images
 
 # What a resume may do with a setting given again on its command line.
@@ -120,9 +121,10 @@ class TrainConfig:
         None, "start from these weights: .keras, .weights.h5, a run folder (its best.keras), or a shipped "
         ".onnx (e.g. models/fer2013.onnx: a new training cycle from a shipped model; a head with other "
         "labels is mapped by name)", group=RECIPE)
-    precision: str = setting("float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or "
-                             "AVX512-BF16 and several times slower on CPUs without",
-                             choices=("float32", "mixed_bfloat16"), group=RECIPE)
+    precision: str = setting(
+        "float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16 and several "
+        "times slower on CPUs without; auto: mixed_bfloat16 on a GPU or such a CPU, else float32 "
+        "(run.json records which)", choices=PRECISIONS, group=RECIPE)
     # Augmentation is seeded per (seed, epoch, image), so the thread count changes speed only.
     workers: int = setting(1, "input-pipeline threads for augmentation; 4+ keep a GPU busy", on_resume=FREE)
     # A resumed budgeted run keeps the epochs fitted at its start; the budget bounds this process only.
@@ -252,6 +254,8 @@ def recorded_settings(run: RunFolder) -> dict[str, Any]:
 def resumed_config(recorded: Mapping[str, Any], given: Mapping[str, Any], out: str) -> TrainConfig:
     """The recorded settings with those given on the command line, which must not change the run."""
     defaults = TrainConfig()
+    # auto was resolved when the run started, and the checkpoint keeps its layers' precision.
+    given = {k: v for k, v in given.items() if (k, v) != ("precision", "auto")}
     conflicts = []
     grows = False
     for f in option_fields():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,7 @@ def train(cfg: TrainConfig, progress: bool = True, record: dict[str, Any] | None
     """Train ``cfg`` into its run folder; ``progress`` adds the step and ETA lines (train/progress.py);
     ``record`` adds entries to run.json when the run starts (the recipe runner's stage)."""
     cfg.validate()  # a library caller gets the CLI's checks too
+    cfg = replace(cfg, precision=resolved_precision(cfg.precision))
     t_start = time.perf_counter()
     run = RunFolder(run_folder(cfg.distribute, cfg.out))
     run.path.mkdir(parents=True, exist_ok=True)
@@ -179,6 +180,24 @@ def set_up_backend(cfg: TrainConfig) -> None:
 
 # CPU features with bfloat16 arithmetic (/proc/cpuinfo names); without one, bfloat16 is emulated.
 BF16_NATIVE = ("avx512_bf16", "amx_tile", "bf16")
+
+
+def resolved_precision(requested: str) -> str:
+    """``requested``, with auto made mixed_bfloat16 on an accelerator or a CPU with bfloat16
+    arithmetic, else float32 (also where the CPU's features are not known)."""
+    if requested != "auto":
+        return requested
+    from edgefer.runtime.machine import simd_features
+
+    chosen = auto_precision(accelerator(), simd_features())
+    print(f"precision auto: {chosen}")
+    return chosen
+
+
+def auto_precision(accelerator_kind: str | None, features: list[str]) -> str:
+    """What --precision auto trains with, given the accelerator (None: the CPU) and CPU features."""
+    native = accelerator_kind is not None or any(f in features for f in BF16_NATIVE)
+    return "mixed_bfloat16" if native else "float32"
 
 
 def emulated_bf16_warning(features: list[str]) -> str:
