@@ -80,7 +80,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         "  edgefer train --arch ckplus --dataset ckplus --data ../shared/data/ckplus --split subject\n"
         "  edgefer train --arch report --data fer2013.csv                # the Kaggle CSV\n"
         "  edgefer train --arch edge --augment --label-smoothing 0.1 --schedule cosine --warmup-epochs 2 \\\n"
-        "      --weight-decay 0.01 --lr 0.002 --epochs 50 --precision mixed_bfloat16   # the edge recipe\n"
+        "      --weight-decay 0.01 --lr 0.002 --epochs 50 --precision auto   # the edge recipe\n"
         "  edgefer train --arch edge --init-from models/fer2013.onnx --lr 0.001 ...    # a new cycle from it\n"
         "  edgefer train --arch edge --dataset ferplus --init-from models/fer2013.onnx ... # FER+ (8 classes)\n"
         "  KERAS_BACKEND=jax edgefer train --arch edge_wide --epochs 300 --time-budget 420 --workers 4 ...\n"
