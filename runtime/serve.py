@@ -219,132 +219,134 @@ def page() -> bytes:
     return resources.files("edgefer.runtime").joinpath("web/index.html").read_bytes()
 
 
-def _handler(hub: Hub, config: ServeConfig) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        raw_requestline: bytes  # set by BaseHTTPRequestHandler.handle_one_request
-        server_version = "edgefer"
-        sys_version = ""
-        protocol_version = "HTTP/1.1"
+NO_STORE = {"Cache-Control": "no-store"}
+PAGE_POLICY = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                          "script-src 'self' 'unsafe-inline'; img-src 'self'"}
 
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: the run prints its own summary
-            pass
 
-        def parse_request(self) -> bool:
-            if len(self.raw_requestline) > MAX_REQUEST_LINE:
-                self.requestline, self.request_version, self.command = "", "HTTP/1.0", "GET"
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
-                return False
-            return super().parse_request()
+class _Handler(BaseHTTPRequestHandler):
+    """One HTTP connection; ``Server`` binds ``hub`` and ``config`` in a subclass (``bound``)."""
 
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            routes: dict[str, Callable[[], None]] = {
-                "/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
-                "/events": self._events, "/snapshot.jpg": self._snapshot, "/health": self._health,
-            }
-            route = routes.get(url.path)
-            if route is None:
-                self._plain(HTTPStatus.NOT_FOUND, "not found")
-                return
-            if url.path != "/health" and not self._authorised(url.query):
-                self._plain(HTTPStatus.UNAUTHORIZED, "a valid token is needed: open the URL edgefer serve printed")
-                return
-            self.connection.settimeout(CLIENT_SEND_TIMEOUT_S)
-            route()
+    hub: Hub
+    config: ServeConfig
+    raw_requestline: bytes  # set by BaseHTTPRequestHandler.handle_one_request
+    server_version = "edgefer"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
 
-        def _authorised(self, query: str) -> bool:
-            if not config.token:
-                return True
-            given = parse_qs(query).get("token", [""])[0] or self.headers.get("X-Edgefer-Token", "")
-            bearer = self.headers.get("Authorization", "")
-            if bearer.startswith("Bearer "):
-                given = given or bearer[7:]
-            return hmac.compare_digest(given.encode(), config.token.encode())
+    @classmethod
+    def bound(cls, hub: Hub, config: ServeConfig) -> type[_Handler]:
+        return type("Handler", (cls,), {"hub": hub, "config": config})
 
-        def _plain(self, status: HTTPStatus, text: str, body_type: str = "text/plain; charset=utf-8") -> None:
-            body = text.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", body_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the run prints its own summary
+        pass
 
-        def _page(self) -> None:
-            body = page()
+    def parse_request(self) -> bool:
+        if len(self.raw_requestline) > MAX_REQUEST_LINE:
+            self.requestline, self.request_version, self.command = "", "HTTP/1.0", "GET"
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return False
+        return super().parse_request()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        routes: dict[str, Callable[[], None]] = {
+            "/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
+            "/events": self._events, "/snapshot.jpg": self._snapshot, "/health": self._health,
+        }
+        route = routes.get(url.path)
+        if route is None:
+            self._plain(HTTPStatus.NOT_FOUND, "not found")
+            return
+        if url.path != "/health" and not self._authorised(url.query):
+            self._plain(HTTPStatus.UNAUTHORIZED, "a valid token is needed: open the URL edgefer serve printed")
+            return
+        self.connection.settimeout(CLIENT_SEND_TIMEOUT_S)
+        route()
+
+    def _authorised(self, query: str) -> bool:
+        token = self.config.token
+        if not token:
+            return True
+        given = parse_qs(query).get("token", [""])[0] or self.headers.get("X-Edgefer-Token", "")
+        bearer = self.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            given = given or bearer[7:]
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _plain(self, status: HTTPStatus, text: str, body_type: str = "text/plain; charset=utf-8") -> None:
+        self._send(status, text.encode(), body_type, NO_STORE)
+
+    def _page(self) -> None:
+        self._send(HTTPStatus.OK, page(), "text/html; charset=utf-8", PAGE_POLICY)
+
+    def _health(self) -> None:
+        self._plain(HTTPStatus.OK, json.dumps(self.hub.health()), "application/json")
+
+    def _snapshot(self) -> None:
+        latest = self.hub.latest() or self.hub.wait_newer(0, 5.0)
+        if latest is None:
+            self._plain(HTTPStatus.SERVICE_UNAVAILABLE, f"no frame yet (source {self.hub.status})")
+            return
+        self._send(HTTPStatus.OK, latest.jpeg(self.config), "image/jpeg", NO_STORE)
+
+    def _client_stream(self, content_type: str, send: Callable[[Published], None]) -> None:
+        hub = self.hub
+        if not hub.try_join(self.config.max_clients):
+            self._plain(HTTPStatus.SERVICE_UNAVAILABLE, f"{self.config.max_clients} clients already connected")
+            return
+        try:
             self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                                        "script-src 'self' 'unsafe-inline'; img-src 'self'")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _health(self) -> None:
-            self._plain(HTTPStatus.OK, json.dumps(hub.health()), "application/json")
-
-        def _snapshot(self) -> None:
-            latest = hub.latest() or hub.wait_newer(0, 5.0)
-            if latest is None:
-                self._plain(HTTPStatus.SERVICE_UNAVAILABLE, f"no frame yet (source {hub.status})")
-                return
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "image/jpeg")
-            jpeg = latest.jpeg(config)
-            self.send_header("Content-Length", str(len(jpeg)))
+            self.send_header("Content-Type", content_type)
             self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(jpeg)
+            self.close_connection = True
+            seq = 0
+            while True:
+                latest = hub.wait_newer(seq, 1.0)
+                if latest is None:
+                    if hub.status in ("starting", "running"):
+                        continue
+                    self._send_status()
+                    return
+                seq = latest.seq
+                send(latest)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
+            return  # the client went away or stopped reading: only its own thread ends
+        finally:
+            hub.leave()
 
-        def _client_stream(self, content_type: str, send: Callable[[Published], None]) -> None:
-            if not hub.try_join(config.max_clients):
-                self._plain(HTTPStatus.SERVICE_UNAVAILABLE, f"{config.max_clients} clients already connected")
-                return
-            try:
-                self.send_response(HTTPStatus.OK)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                seq = 0
-                while True:
-                    latest = hub.wait_newer(seq, 1.0)
-                    if latest is None:
-                        if hub.status in ("starting", "running"):
-                            continue
-                        self._send_status()
-                        return
-                    seq = latest.seq
-                    send(latest)
-            except (BrokenPipeError, ConnectionResetError, TimeoutError, OSError):
-                return  # the client went away or stopped reading: only its own thread ends
-            finally:
-                hub.leave()
+    def _send_status(self) -> None:
+        if self.path.startswith("/events"):
+            self.wfile.write(f"event: status\ndata: {json.dumps(self.hub.health())}\n\n".encode())
+            self.wfile.flush()
 
-        def _send_status(self) -> None:
-            if self.path.startswith("/events"):
-                self.wfile.write(f"event: status\ndata: {json.dumps(hub.health())}\n\n".encode())
-                self.wfile.flush()
+    def _stream(self) -> None:
+        def send(p: Published) -> None:
+            jpeg = p.jpeg(self.config)
+            head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                    f"X-Edgefer-Frame: {p.record.get('frame', '')}\r\n\r\n")
+            self.wfile.write(head.encode() + jpeg + b"\r\n")
+            self.wfile.flush()
 
-        def _stream(self) -> None:
-            def send(p: Published) -> None:
-                jpeg = p.jpeg(config)
-                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-                        f"X-Edgefer-Frame: {p.record.get('frame', '')}\r\n\r\n")
-                self.wfile.write(head.encode() + jpeg + b"\r\n")
-                self.wfile.flush()
+        self._client_stream(f"multipart/x-mixed-replace; boundary={BOUNDARY}", send)
 
-            self._client_stream(f"multipart/x-mixed-replace; boundary={BOUNDARY}", send)
+    def _events(self) -> None:
+        def send(p: Published) -> None:
+            self.wfile.write(f"data: {json.dumps(p.record)}\n\n".encode())
+            self.wfile.flush()
 
-        def _events(self) -> None:
-            def send(p: Published) -> None:
-                self.wfile.write(f"data: {json.dumps(p.record)}\n\n".encode())
-                self.wfile.flush()
-
-            self._client_stream("text/event-stream", send)
-
-    return Handler
+        self._client_stream("text/event-stream", send)
 
 
 class Server:
@@ -352,7 +354,7 @@ class Server:
 
     def __init__(self, hub: Hub, config: ServeConfig) -> None:
         self.config = config
-        self.httpd = ThreadingHTTPServer((config.host, config.port), _handler(hub, config))
+        self.httpd = ThreadingHTTPServer((config.host, config.port), _Handler.bound(hub, config))
         self.httpd.daemon_threads = True
 
     @property
