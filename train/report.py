@@ -186,6 +186,30 @@ def write_model_report(model: Path, out: Path, data: Mapping[str, Any] | None = 
     m = ev.metrics
     lines = [f"# edgefer report: {model}", ""]
     run = RunFolder.of_model(Path(predictor.path))
+    lines += _provenance(predictor, run)
+    lines += [f"- validation data: {spec.title()} ({m.n} images, {spec.origin})", ""]
+    history = history or (run or RunFolder(model if model.is_dir() else model.parent)).history
+    curves = plot_history(history, out / "curves.png") if history.is_file() else None
+    if curves:
+        lines += _history_summary(history) + ["", "![accuracy and loss](curves.png)", ""]
+    lines += [
+        "## Validation", "",
+        f"accuracy **{m.accuracy:.4f}**, balanced accuracy **{m.balanced_accuracy:.4f}**", "",
+        m.table(), "", "![confusion matrix](confusion.png)", "",
+    ]
+    plot_confusion(m, out / "confusion.png")
+    RunFolder(out).write_metrics(m.to_dict())
+    plot_samples(faces, out / "samples.png")
+    lines += ["## Samples per class (validation data)", "", "![samples](samples.png)", ""]
+    lines += _kernel_sections(Path(predictor.path), faces, out)
+    report = out / "report.md"
+    write_text(report, "\n".join(lines))
+    return report
+
+
+def _provenance(predictor: Any, run: RunFolder | None) -> list[str]:
+    """What the model is and how it trained: from its run folder, else from its own card."""
+    lines: list[str] = []
     if run is not None:
         meta = run.read_run()
         lines += [
@@ -206,35 +230,23 @@ def write_model_report(model: Path, out: Path, data: Mapping[str, Any] | None = 
         if isinstance(parent, dict):  # a later cycle: name the model it started from
             lines.append(f"- started from `{parent.get('file')}` (sha256 {str(parent.get('sha256'))[:12]}…, "
                          f"`{parent.get('arch', '?')}`; its own recipe is under training.init_from in the card)")
-    lines += [f"- validation data: {spec.title()} ({m.n} images, {spec.origin})", ""]
-    history = history or (run or RunFolder(model if model.is_dir() else model.parent)).history
-    curves = plot_history(history, out / "curves.png") if history.is_file() else None
-    if curves:
-        lines += _history_summary(history) + ["", "![accuracy and loss](curves.png)", ""]
-    lines += [
-        "## Validation", "",
-        f"accuracy **{m.accuracy:.4f}**, balanced accuracy **{m.balanced_accuracy:.4f}**", "",
-        m.table(), "", "![confusion matrix](confusion.png)", "",
-    ]
-    plot_confusion(m, out / "confusion.png")
-    RunFolder(out).write_metrics(m.to_dict())
-    plot_samples(faces, out / "samples.png")
-    lines += ["## Samples per class (validation data)", "", "![samples](samples.png)", ""]
+    return lines
+
+
+def _kernel_sections(model: Path, faces: Dataset, out: Path) -> list[str]:
+    """kernels.png and filtered.png with their sections; a line saying why where there are none."""
     try:
-        kernels = first_layer_kernels(Path(predictor.path))
+        kernels = first_layer_kernels(model)
         plot_kernels(kernels, out / "kernels.png")
         face = faces.x[int(np.flatnonzero(faces.y == int(np.bincount(faces.y).argmax()))[0])]
         plot_filtered(face, kernels, out / "filtered.png")
-        lines += [
-            f"## First-layer kernels ({kernels.shape[0]} of {kernels.shape[1]}x{kernels.shape[2]})", "",
-            "![kernels](kernels.png)", "",
-            "## One validation face filtered by each kernel (cv2.filter2D)", "", "![filtered](filtered.png)", "",
-        ]
     except ValueError as exc:
-        lines += [f"(no kernel plots: {exc})", ""]
-    report = out / "report.md"
-    write_text(report, "\n".join(lines))
-    return report
+        return [f"(no kernel plots: {exc})", ""]
+    return [
+        f"## First-layer kernels ({kernels.shape[0]} of {kernels.shape[1]}x{kernels.shape[2]})", "",
+        "![kernels](kernels.png)", "",
+        "## One validation face filtered by each kernel (cv2.filter2D)", "", "![filtered](filtered.png)", "",
+    ]
 
 
 def _history_summary(history_csv: Path) -> list[str]:
