@@ -11,10 +11,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgefer.runtime.cli import CommandError
 
-from .formats import DEFAULT_OPSET, OPSETS, formats_table, parse_formats
+if TYPE_CHECKING:
+    from edgefer.train.data import Dataset
+
+from .formats import DEFAULT_OPSET, OPSETS, ExportFormat, formats_table, parse_formats
 
 DEFAULT_CALIB_SIZE = 300  # training faces that calibrate the INT8 ranges
 
@@ -158,6 +162,44 @@ def run_export(args: argparse.Namespace) -> int:
 
 def export(req: ExportRequest) -> int:
     """Export ``req.model``; 0 when every format passed its check, 1 otherwise (the command's exit code)."""
+    formats = _checked_formats(req)
+    # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edgefer.train.runfolder import RunFolder
+
+    from .calibration import DataError
+    from .runner import ExportError, export_model
+    from .source import SourceError, default_stem, load_source, resolve_model_path
+
+    try:
+        run = RunFolder(resolve_model_path(req.model).parent).run_or_empty()
+        roots = _data_roots(req, formats, run)
+        source = load_source(req.model)
+        model_path = source.path  # last.keras where best.keras did not load
+        calib, verify = _faces(req, roots, run, source.info.labels, source.info.preprocess.size)
+        out = Path(req.out) if req.out else model_path.parent / "export"
+        card = source.info.card
+        print(f"exporting {model_path} ({card.get('arch')}, {card.get('params'):,} params) -> {out}/")
+        if calib is not None:
+            print(f"calibration: {len(calib)} faces from the {calib.name}, balanced across classes")
+        if verify is not None:
+            print(f"verification: {len(verify)} faces from the {verify.name}")
+        results = export_model(source, formats, out, req.name or default_stem(model_path), calib=calib,
+                               verify=verify, opset=req.opset, threads=req.threads)
+    except (SourceError, DataError, ExportError, json.JSONDecodeError) as exc:
+        raise CommandError(str(exc).splitlines()[0]) from None
+    for r in results:
+        if r.error and "\n" in r.error:
+            print(f"\n{r.format}: {r.error}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"{len(failed)} of {len(results)} formats failed or fell below their check")
+        return 1
+    return 0
+
+
+def _checked_formats(req: ExportRequest) -> list[ExportFormat]:
+    """The formats ``req`` asks for, each with what it needs installed, and a valid opset."""
     try:
         formats = parse_formats(req.formats)
     except ValueError as exc:
@@ -167,54 +209,31 @@ def export(req: ExportRequest) -> int:
     missing = [f"{f.name} needs {', '.join(f.missing())}" for f in formats if f.missing()]
     if missing:
         raise CommandError("missing requirements: " + "; ".join(missing) + "; pip install the extra named")
+    return formats
 
-    # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from edgefer.train.runfolder import RunFolder
 
-    from .calibration import DataError, load_calibration, load_verification, run_split
-    from .runner import ExportError, export_model
-    from .source import SourceError, default_stem, load_source, resolve_model_path
+def _data_roots(req: ExportRequest, formats: list[ExportFormat], run: dict) -> tuple[Path | None, Path | None]:
+    """Where calibration faces come from (None: no INT8 format asks) and verification faces (None: --no-verify)."""
+    root = _data_root(req.calib_data, run)
+    vroot = Path(req.verify_data) if req.verify_data else root
+    calibrated = [f.name for f in formats if f.calibrated]
+    if calibrated and root is None:
+        raise CommandError(f"{', '.join(calibrated)} calibrate on real faces: pass --calib-data ROOT "
+                           "(e.g. ../shared/data/fer2013)")
+    if vroot is None and req.verify:
+        raise CommandError("verification needs real faces: pass --calib-data ROOT "
+                           "(or --verify-data ROOT), or --no-verify")
+    return (root if calibrated else None), (vroot if req.verify else None)
 
-    try:
-        model_path = resolve_model_path(req.model)
-        run = RunFolder(model_path.parent).run_or_empty()
-        root = _data_root(req.calib_data, run)
-        vroot = Path(req.verify_data) if req.verify_data else root
-        needs_calib = any(f.calibrated for f in formats)
-        if needs_calib and root is None:
-            calibrated = ", ".join(f.name for f in formats if f.calibrated)
-            raise CommandError(f"{calibrated} calibrate on real faces: pass --calib-data ROOT "
-                               "(e.g. ../shared/data/fer2013)")
-        if vroot is None and req.verify:
-            raise CommandError("verification needs real faces: pass --calib-data ROOT "
-                               "(or --verify-data ROOT), or --no-verify")
-        source = load_source(req.model)
-        model_path = source.path  # last.keras where best.keras did not load
-        labels, size = source.info.labels, source.info.preprocess.size
-        split = run_split(run)
-        calib = (load_calibration(root, labels, size, req.calib_size, req.seed, split)
-                 if needs_calib and root is not None else None)
-        verify = None
-        if vroot is not None and req.verify:
-            verify = load_verification(vroot, labels, size, req.verify_size, req.seed, calib, split)
-        out = Path(req.out) if req.out else model_path.parent / "export"
-        stem = req.name or default_stem(model_path)
-        card = source.info.card
-        print(f"exporting {model_path} ({card.get('arch')}, {card.get('params'):,} params) -> {out}/")
-        if calib is not None:
-            print(f"calibration: {len(calib)} faces from the {calib.name}, balanced across classes")
-        if verify is not None:
-            print(f"verification: {len(verify)} faces from the {verify.name}")
-        results = export_model(source, formats, out, stem, calib=calib, verify=verify, opset=req.opset,
-                               threads=req.threads)
-    except (SourceError, DataError, ExportError, json.JSONDecodeError) as exc:
-        raise CommandError(str(exc).splitlines()[0]) from None
-    failed = [r for r in results if not r.ok]
-    for r in results:
-        if r.error and "\n" in r.error:
-            print(f"\n{r.format}: {r.error}")
-    if failed:
-        print(f"{len(failed)} of {len(results)} formats failed or fell below their check")
-        return 1
-    return 0
+
+def _faces(req: ExportRequest, roots: tuple[Path | None, Path | None], run: dict, labels: tuple[str, ...],
+           size: tuple[int, int]) -> tuple[Dataset | None, Dataset | None]:
+    """The calibration and verification faces (either None where it is not needed)."""
+    from .calibration import load_calibration, load_verification, run_split
+
+    croot, vroot = roots
+    split = run_split(run)
+    calib = load_calibration(croot, labels, size, req.calib_size, req.seed, split) if croot is not None else None
+    verify = (load_verification(vroot, labels, size, req.verify_size, req.seed, calib, split)
+              if vroot is not None else None)
+    return calib, verify
