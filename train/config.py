@@ -35,6 +35,7 @@ DATA_KEYS = ("dataset", "data", "split", "seed", "val_fraction")  # the settings
 SAME = "same"  # must equal the recorded value: it shaped the weights so far
 GROW = "grow"  # may be larger: more epochs, a longer average (trainer.py records the extension)
 FREE = "free"  # may differ: where things are or how fast they run, not what is learned
+RESOLVED = "resolved"  # as SAME, or "auto": resolved when the run started, so the recorded value stands
 
 # PreprocessSpec().to_dict(); runtime/preprocess.py imports cv2 and numpy, so the
 # literal lives here and a test keeps the two equal.
@@ -124,7 +125,7 @@ class TrainConfig:
     precision: str = setting(
         "float32", "mixed_bfloat16 trains about 2x faster on CPUs with AMX or AVX512-BF16 and several "
         "times slower on CPUs without; auto: mixed_bfloat16 on a GPU or such a CPU, else float32 "
-        "(run.json records which)", choices=PRECISIONS, group=RECIPE)
+        "(run.json records which)", choices=PRECISIONS, group=RECIPE, on_resume=RESOLVED)
     # Augmentation is seeded per (seed, epoch, image), so the thread count changes speed only.
     workers: int = setting(1, "input-pipeline threads for augmentation; 4+ keep a GPU busy", on_resume=FREE)
     # A resumed budgeted run keeps the epochs fitted at its start; the budget bounds this process only.
@@ -254,8 +255,7 @@ def recorded_settings(run: RunFolder) -> dict[str, Any]:
 def resumed_config(recorded: Mapping[str, Any], given: Mapping[str, Any], out: str) -> TrainConfig:
     """The recorded settings with those given on the command line, which must not change the run."""
     defaults = TrainConfig()
-    # auto was resolved when the run started, and the checkpoint keeps its layers' precision.
-    given = {k: v for k, v in given.items() if (k, v) != ("precision", "auto")}
+    given = dict(given)
     conflicts = []
     grows = False
     for f in option_fields():
@@ -263,6 +263,9 @@ def resumed_config(recorded: Mapping[str, Any], given: Mapping[str, Any], out: s
             continue
         now, before = given[f.name], recorded.get(f.name, getattr(defaults, f.name))
         policy = f.metadata["on_resume"]
+        if policy == RESOLVED and now == "auto":
+            del given[f.name]
+            continue
         if policy == FREE or now == before or (policy == GROW and (before is None or now > before)):
             continue
         grows |= policy == GROW

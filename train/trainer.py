@@ -170,12 +170,6 @@ def set_up_backend(cfg: TrainConfig) -> None:
     if cfg.deterministic:
         _enable_determinism()
     keras.mixed_precision.set_global_policy(cfg.precision)
-    if cfg.precision == "mixed_bfloat16" and accelerator() is None:
-        from edgefer.runtime.machine import simd_features
-
-        warning = emulated_bf16_warning(simd_features())
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
 
 
 # CPU features with bfloat16 arithmetic (/proc/cpuinfo names); without one, bfloat16 is emulated.
@@ -183,21 +177,31 @@ BF16_NATIVE = ("avx512_bf16", "amx_tile", "bf16")
 
 
 def resolved_precision(requested: str) -> str:
-    """``requested``, with auto made mixed_bfloat16 on an accelerator or a CPU with bfloat16
-    arithmetic, else float32 (also where the CPU's features are not known)."""
-    if requested != "auto":
+    """The precision a run trains with: auto made mixed_bfloat16 on an accelerator or a CPU with
+    bfloat16 arithmetic, else float32 (also where the CPU's features are not known); an explicit
+    mixed_bfloat16 that this CPU would emulate is kept, with a warning. One look at the machine."""
+    if requested == "float32":
         return requested
     from edgefer.runtime.machine import simd_features
 
-    chosen = auto_precision(accelerator(), simd_features())
-    print(f"precision auto: {chosen}")
-    return chosen
+    kind, features = accelerator(), simd_features()
+    if requested == "auto":
+        chosen = auto_precision(kind, features)
+        print(f"precision auto: {chosen}")
+        return chosen
+    warning = "" if kind else emulated_bf16_warning(features)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return requested
+
+
+def _bf16_native(features: list[str]) -> bool:
+    return any(f in features for f in BF16_NATIVE)
 
 
 def auto_precision(accelerator_kind: str | None, features: list[str]) -> str:
     """What --precision auto trains with, given the accelerator (None: the CPU) and CPU features."""
-    native = accelerator_kind is not None or any(f in features for f in BF16_NATIVE)
-    return "mixed_bfloat16" if native else "float32"
+    return "mixed_bfloat16" if accelerator_kind is not None or _bf16_native(features) else "float32"
 
 
 def emulated_bf16_warning(features: list[str]) -> str:
@@ -205,7 +209,7 @@ def emulated_bf16_warning(features: list[str]) -> str:
 
     On a 2-core AVX2 CPU, edge_fast trained at 19 images/s under mixed_bfloat16 and 149 in float32.
     """
-    if not features or any(f in features for f in BF16_NATIVE):
+    if not features or _bf16_native(features):
         return ""
     return ("--precision mixed_bfloat16 on a CPU without bfloat16 arithmetic (no AVX512-BF16, AMX "
             "or Arm BF16) trains several times slower than float32; pass --precision float32")
