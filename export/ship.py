@@ -170,58 +170,22 @@ def _check_request(req: ShipRequest) -> None:
 
 def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipResult:
     """Run every release step for ``req`` (see the module docstring); returns what was written."""
-    _check_request(req)
-    readme = req.readme_path
-    check_blocks(readme, req.keys)
-    try:  # a run it cannot summarise fails before any export
-        train_text = run_summary(req.run)
-    except (ValueError, KeyError) as exc:
-        raise DataError(f"{req.run}: run.json or history.csv lacks what the train-{req.name} block shows "
-                        f"({type(exc).__name__}: {exc})") from exc
-
+    train_text = _preflight(req)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up logs
-    from edgefer.runtime.atomic import write_bytes, write_text
-    from edgefer.train.eval_data import EvalData, choose_eval_data, recorded_of
-    from edgefer.train.report import write_model_report
-
-    given = {k: v for k, v in (("dataset", req.dataset), ("data", req.data)) if v is not None}
-    spec = choose_eval_data(given, recorded_of(req.run, {}))
-    if spec.dataset not in DATASETS:
-        raise UsageError(f"{req.run} trained on {spec.dataset}: ship handles {' and '.join(DATASETS)} runs")
-    if spec.warning:
-        progress(f"warning: {spec.warning}")
+    spec = _eval_data(req, progress)
 
     progress(f"ship [1/5] export {FORMATS} of {req.run} -> {req.out}/ (calibration data {spec.data})")
     artifacts = _export(req, spec.data)
 
     progress(f"ship [2/5] evaluate {req.run} and {len(artifacts)} files on {spec.title()}")
     measured = _Measure(spec, req.command())
-    table, sections = measured.compare([req.run, *artifacts])
-    eval_report = req.out / f"EVAL_{req.name}.md"
-    write_text(eval_report, f"# edgefer eval on {measured.title()}\n\ncommand: `{req.command()}`\n\n{table}\n\n"
-               + "\n".join(sections))
-
+    table, eval_report = _compare(req, measured, artifacts)
     float_model = artifacts[0]
-    progress(f"ship [3/5] variants of {float_model.name}: without training duplicates, with flip averaging, "
-             "through the detector")
-    measured.variant(float_model, exclude_train_duplicates=True)
-    measured.variant(float_model, flip_tta=True)
-    measured.variant(float_model, detector_crops=True)
-    ckplus = Path(spec.data).parent / "ckplus"
-    if ckplus.is_dir():
-        progress(f"ship [3/5] cross-dataset: {len(artifacts)} files on every image of {ckplus}")
-        everything = EvalData(dataset="ckplus", data=str(ckplus), split="all")
-        measured.cross_dataset(artifacts, everything)
-        measured.cross_dataset([float_model], everything, detector_crops=True)
-    else:
-        progress(f"ship [3/5] no {ckplus} beside the data: the cards carry no cross-dataset score")
+    _variants(measured, artifacts, progress)
 
     reports = req.out / "reports" / req.name
     progress(f"ship [4/5] report of {float_model.name} -> {reports}/")
-    reports.mkdir(parents=True, exist_ok=True)
-    history = RunFolder(reports).history  # the run's curves beside the shipped model's report
-    write_bytes(history, RunFolder(req.run).history.read_bytes())
-    report = write_model_report(float_model, reports, {"dataset": spec.dataset, "data": spec.data}, history)
+    report = _report(req, float_model, reports, spec)
 
     eval_key, train_key, variants_key = req.keys
     blocks = {
@@ -229,9 +193,76 @@ def ship(req: ShipRequest, progress: Callable[[str], None] = _stderr) -> ShipRes
         train_key: train_text,
         variants_key: variants_block(measured.recorded[float_model], spec.key()),
     }
+    readme = req.readme_path
     progress(f"ship [5/5] fill {', '.join(blocks)} in {readme}")
     splice(readme, blocks)
     return ShipResult(artifacts, eval_report, report, readme, blocks)
+
+
+def _preflight(req: ShipRequest) -> str:
+    """Every check that needs no export, so a bad request costs one line; returns the train block's text."""
+    _check_request(req)
+    check_blocks(req.readme_path, req.keys)
+    try:  # a run it cannot summarise fails before any export
+        return run_summary(req.run)
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{req.run}: run.json or history.csv lacks what the train-{req.name} block shows "
+                        f"({type(exc).__name__}: {exc})") from exc
+
+
+def _eval_data(req: ShipRequest, progress: Callable[[str], None]) -> EvalData:
+    """The images every step scores on: the request's data and dataset, else the run's recorded ones."""
+    from edgefer.train.eval_data import choose_eval_data, recorded_of
+
+    given = {k: v for k, v in (("dataset", req.dataset), ("data", req.data)) if v is not None}
+    spec = choose_eval_data(given, recorded_of(req.run, {}))
+    if spec.dataset not in DATASETS:
+        raise UsageError(f"{req.run} trained on {spec.dataset}: ship handles {' and '.join(DATASETS)} runs")
+    if spec.warning:
+        progress(f"warning: {spec.warning}")
+    return spec
+
+
+def _compare(req: ShipRequest, measured: _Measure, artifacts: list[Path]) -> tuple[str, Path]:
+    """Step 2: the run and its files on the same images; the table, and OUT/EVAL_NAME.md holding it."""
+    from edgefer.runtime.atomic import write_text
+
+    table, sections = measured.compare([req.run, *artifacts])
+    eval_report = req.out / f"EVAL_{req.name}.md"
+    write_text(eval_report, f"# edgefer eval on {measured.title()}\n\ncommand: `{req.command()}`\n\n{table}\n\n"
+               + "\n".join(sections))
+    return table, eval_report
+
+
+def _variants(measured: _Measure, artifacts: list[Path], progress: Callable[[str], None]) -> None:
+    """Step 3: the float model's other views, and every file on all of CK+48 beside the data."""
+    from edgefer.train.eval_data import EvalData
+
+    float_model = artifacts[0]
+    progress(f"ship [3/5] variants of {float_model.name}: without training duplicates, with flip averaging, "
+             "through the detector")
+    measured.variant(float_model, exclude_train_duplicates=True)
+    measured.variant(float_model, flip_tta=True)
+    measured.variant(float_model, detector_crops=True)
+    ckplus = Path(measured.spec.data).parent / "ckplus"
+    if not ckplus.is_dir():
+        progress(f"ship [3/5] no {ckplus} beside the data: the cards carry no cross-dataset score")
+        return
+    progress(f"ship [3/5] cross-dataset: {len(artifacts)} files on every image of {ckplus}")
+    everything = EvalData(dataset="ckplus", data=str(ckplus), split="all")
+    measured.cross_dataset(artifacts, everything)
+    measured.cross_dataset([float_model], everything, detector_crops=True)
+
+
+def _report(req: ShipRequest, float_model: Path, reports: Path, spec: EvalData) -> Path:
+    """Step 4: the run's curves beside the shipped model's one-page report."""
+    from edgefer.runtime.atomic import write_bytes
+    from edgefer.train.report import write_model_report
+
+    reports.mkdir(parents=True, exist_ok=True)
+    history = RunFolder(reports).history
+    write_bytes(history, RunFolder(req.run).history.read_bytes())
+    return write_model_report(float_model, reports, {"dataset": spec.dataset, "data": spec.data}, history)
 
 
 def _export(req: ShipRequest, data: str) -> list[Path]:
