@@ -117,12 +117,6 @@ def pad_channels(model, multiple: int = CHANNEL_MULTIPLE) -> None:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     width: dict[str, int] = {}  # padded channel count of each rewritten feature map
-
-    def replace_const(node, index: int, value: np.ndarray) -> None:
-        name = f"{node.input[index]}_padded_for_{node.output[0]}"  # constants may be shared
-        model.graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), name))
-        node.input[index] = name
-
     for node in model.graph.node:
         if node.op_type in _CHANNEL_PRESERVING:
             widths = {width[i] for i in node.input if i in width}
@@ -134,31 +128,52 @@ def pad_channels(model, multiple: int = CHANNEL_MULTIPLE) -> None:
         if node.op_type != "Conv" or node.input[1] not in consts:
             continue
         w = consts[node.input[1]]
-        c_out, c_in = w.shape[0], w.shape[1]
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        p_in = width.get(node.input[0], c_in * group)
-        if group > 1:  # depthwise: one filter per input channel
-            if group != c_out:
-                raise ValueError(f"{node.name}: grouped convolution that is not depthwise")
-            p_out = p_in
-            for attr in node.attribute:
-                if attr.name == "group":
-                    attr.i = p_out
-            padded = np.zeros((p_out, *w.shape[1:]), np.float32)
-        else:
-            heads = any(c.op_type not in _CHANNEL_PRESERVING | {"Conv"} for c in consumers.get(node.output[0], []))
-            p_out = c_out if heads else -(-c_out // multiple) * multiple
-            padded = np.zeros((p_out, p_in, *w.shape[2:]), np.float32)
-        padded[:c_out, :c_in] = w
+        feeds_heads = any(c.op_type not in _CHANNEL_PRESERVING | {"Conv"} for c in consumers.get(node.output[0], []))
+        padded = _padded_filters(node, w, width.get(node.input[0], w.shape[1] * _group(node)), feeds_heads, multiple)
         if padded.shape == w.shape:
             continue
-        replace_const(node, 1, padded)
+        p_out = padded.shape[0]
+        _replace_const(model, node, 1, padded)
         if len(node.input) > 2:
             bias = np.zeros(p_out, np.float32)
-            bias[:c_out] = consts[node.input[2]]
-            replace_const(node, 2, bias)
+            bias[: w.shape[0]] = consts[node.input[2]]
+            _replace_const(model, node, 2, bias)
         width[node.output[0]] = p_out
     del model.graph.value_info[:]  # shapes inferred before the rewrite are stale
+
+
+def _group(node) -> int:
+    return next((a.i for a in node.attribute if a.name == "group"), 1)
+
+
+def _padded_filters(node, w: np.ndarray, p_in: int, feeds_heads: bool, multiple: int) -> np.ndarray:
+    """A convolution's filters zero-padded to ``p_in`` inputs and a whole number of blocks of outputs.
+
+    A depthwise convolution keeps one filter per (padded) input channel, and its group
+    attribute is widened to match; one that feeds an output head keeps its output width.
+    """
+    c_out, c_in = w.shape[0], w.shape[1]
+    if _group(node) > 1:  # depthwise: one filter per input channel
+        if _group(node) != c_out:
+            raise ValueError(f"{node.name}: grouped convolution that is not depthwise")
+        for attr in node.attribute:
+            if attr.name == "group":
+                attr.i = p_in
+        padded = np.zeros((p_in, *w.shape[1:]), np.float32)
+    else:
+        p_out = c_out if feeds_heads else -(-c_out // multiple) * multiple
+        padded = np.zeros((p_out, p_in, *w.shape[2:]), np.float32)
+    padded[:c_out, :c_in] = w
+    return padded
+
+
+def _replace_const(model, node, index: int, value: np.ndarray) -> None:
+    """Point one input of ``node`` at a new initializer: constants may be shared with other nodes."""
+    from onnx import numpy_helper
+
+    name = f"{node.input[index]}_padded_for_{node.output[0]}"
+    model.graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), name))
+    node.input[index] = name
 
 
 def make_shape_free(model) -> None:
