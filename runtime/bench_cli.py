@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import bench
 
 EPILOG = """\
 examples:
@@ -77,31 +81,16 @@ def _progress(i: int, total: int, case: object) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     from . import bench, machine
     from .atomic import write_text
-    from .errors import UsageError
-    from .settings import DETECTORS
 
     if args.compare:
         a, b = (bench.load_json(p) for p in args.compare)
         names = (args.compare[0].stem, args.compare[1].stem)
         print(bench.compare(a, b, names=names if names[0] != names[1] else ("A", "B")))
         return 0
-    rounds = bench.QUICK if args.quick else bench.FULL
-    rounds = bench.Rounds(rounds.rounds if args.rounds is None else args.rounds,
-                          rounds.warmup if args.warmup is None else args.warmup)
-    if rounds.rounds < 1 or rounds.warmup < 0:
-        raise UsageError("--rounds must be at least 1 and --warmup at least 0")
-    unknown = [d for d in _csv(args.detectors) if d not in DETECTORS]
-    if unknown:
-        raise UsageError(f"--detectors: unknown {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+    rounds = _rounds(args)
     sizes = [bench.parse_size(s) for s in (args.size or ["640x480"])]
     threads = _threads(args.threads)
-
-    detectors, skipped = bench.available_detectors(_csv(args.detectors) or DETECTORS)
-    models, skipped_models = bench.available_models(_csv(args.models) or None)
-    for name, why in {**skipped, **skipped_models}.items():
-        _notice(f"skipping {name}: {why}")
-    if not detectors or not models:
-        raise UsageError("nothing to measure: no detector or no model could be loaded (see above)")
+    detectors, models = _pipelines(args)
 
     from edgefer.models import MODELS_DIR
 
@@ -113,14 +102,7 @@ def run_bench(args: argparse.Namespace) -> int:
     rows = list(bench.run(cases, frames, rounds, progress=_progress))
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    print(f"machine: {bench.describe_machine(info)}")
-    print(f"{rounds.rounds} timed frames per pipeline after {rounds.warmup} warm-up, from {Path(source).name}\n")
-    print(bench.table(rows))
-    tip = bench.recommend(rows)
-    if tip:
-        print(f"\n{tip}")
-        print("(speed only: the detectors differ in what they find; BENCHMARKS.md has their recall on "
-              "crowds, photos and talking heads)")
+    _print_results(rows, info, rounds, Path(source).name)
     if args.json:
         settings = {"source": str(source), "rounds": rounds.rounds, "warmup": rounds.warmup,
                     "sizes": [list(s) for s in sizes], "threads": threads}
@@ -129,3 +111,47 @@ def run_bench(args: argparse.Namespace) -> int:
         write_text(args.json, json.dumps(bench.to_json(rows, info, settings), indent=1) + "\n")
         _notice(f"wrote {args.json}")
     return 0
+
+
+def _rounds(args: argparse.Namespace) -> bench.Rounds:
+    """--quick or the full count, with --rounds and --warmup overriding either."""
+    from . import bench
+    from .errors import UsageError
+
+    preset = bench.QUICK if args.quick else bench.FULL
+    rounds = bench.Rounds(preset.rounds if args.rounds is None else args.rounds,
+                          preset.warmup if args.warmup is None else args.warmup)
+    if rounds.rounds < 1 or rounds.warmup < 0:
+        raise UsageError("--rounds must be at least 1 and --warmup at least 0")
+    return rounds
+
+
+def _pipelines(args: argparse.Namespace) -> tuple[list[str], list[Path]]:
+    """The detectors and models asked for that load here; those that do not are named and skipped."""
+    from . import bench
+    from .errors import UsageError
+    from .settings import DETECTORS
+
+    unknown = [d for d in _csv(args.detectors) if d not in DETECTORS]
+    if unknown:
+        raise UsageError(f"--detectors: unknown {', '.join(unknown)}; choose from {', '.join(DETECTORS)}")
+    detectors, skipped = bench.available_detectors(_csv(args.detectors) or DETECTORS)
+    models, skipped_models = bench.available_models(_csv(args.models) or None)
+    for name, why in {**skipped, **skipped_models}.items():
+        _notice(f"skipping {name}: {why}")
+    if not detectors or not models:
+        raise UsageError("nothing to measure: no detector or no model could be loaded (see above)")
+    return detectors, models
+
+
+def _print_results(rows: list[bench.Row], info: dict, rounds: bench.Rounds, source_name: str) -> None:
+    from . import bench
+
+    print(f"machine: {bench.describe_machine(info)}")
+    print(f"{rounds.rounds} timed frames per pipeline after {rounds.warmup} warm-up, from {source_name}\n")
+    print(bench.table(rows))
+    tip = bench.recommend(rows)
+    if tip:
+        print(f"\n{tip}")
+        print("(speed only: the detectors differ in what they find; BENCHMARKS.md has their recall on "
+              "crowds, photos and talking heads)")
