@@ -88,6 +88,24 @@ def test_batchnorm_statistics_are_those_of_the_averaged_network(swa_run: tuple[P
         np.testing.assert_allclose(var, act.var(0), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_input_statistics_stream_over_batches_to_the_whole_set_figures(batch: int) -> None:
+    import keras
+
+    from edgefer.train.archs import ARCHS
+    from edgefer.train.average import input_statistics
+
+    keras.utils.set_random_seed(3)
+    model = ARCHS["edge_fast"].build((48, 48, 1), 7)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)][:3]
+    faces = np.random.default_rng(3).normal(0.0, 1.0, (23, 48, 48, 1)).astype(np.float32)
+    whole = keras.Model(model.inputs, [bn.input for bn in bns]).predict(faces, verbose=0)
+    for (mean, var), act in zip(input_statistics(model, bns, faces, batch), whole):
+        act = act.reshape(-1, act.shape[-1]).astype(np.float64)
+        np.testing.assert_allclose(mean, act.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(var, act.var(0), rtol=1e-5, atol=1e-6)
+
+
 def test_cli_average_and_its_refusals(swa_run: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     from edgefer.runtime.cli import main
 

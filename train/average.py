@@ -110,12 +110,42 @@ def update_batchnorm(model, faces: np.ndarray, batch: int = 512) -> None:
 
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for bn in bns:
-        probe = keras.Model(model.inputs, bn.input)
-        act = np.asarray(probe.predict(faces, batch_size=batch, verbose=0), np.float64)
-        act = act.reshape(-1, act.shape[-1])
+        ((mean, var),) = input_statistics(model, [bn], faces, batch)
         weights = bn.get_weights()
-        weights[-2], weights[-1] = act.mean(axis=0), act.var(axis=0)
+        weights[-2], weights[-1] = mean, var
         bn.set_weights(weights)
+
+
+def input_statistics(
+    model, layers: Sequence, faces: np.ndarray, batch: int = 512,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-channel mean and variance of each layer's input over ``faces``, one batch at a time.
+
+    Only running float64 sums are kept, never the activations: the first BatchNorm's input of
+    ``edge_wide`` over 8,192 faces is 8,192 x 48 x 48 x 96 values, 7 GB as float32, and holding
+    it (with a float64 copy) ran a 24 GB machine out of memory.
+    """
+    import keras
+
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    counts = [0] * len(layers)  # values per channel so far: layers differ in spatial size
+    means: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    m2s: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    for start in range(0, len(faces), batch):
+        outs = probe(faces[start : start + batch], training=False)
+        for i, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
+            act = np.asarray(out, np.float64).reshape(-1, out.shape[-1])
+            mean = act.mean(axis=0)
+            m2 = ((act - mean) ** 2).sum(axis=0)
+            if counts[i] == 0:
+                means[i], m2s[i] = mean, m2
+            else:  # Chan et al.'s pairwise update: exact, and stable where sums of squares are not
+                rows, total = len(act), counts[i] + len(act)
+                delta = mean - means[i]
+                means[i] = means[i] + delta * rows / total
+                m2s[i] = m2s[i] + m2 + delta**2 * counts[i] * rows / total
+            counts[i] += len(act)
+    return [(mean, m2 / n) for mean, m2, n in zip(means, m2s, counts)]
 
 
 def batchnorm_sample(ds: Dataset, seed: int = 0) -> Dataset:

@@ -223,14 +223,9 @@ def _recalibrate(model, bns: list, faces: np.ndarray) -> None:
     """
     if not bns:
         return
-    import keras
+    from .average import input_statistics
 
-    probe = keras.Model(model.inputs, [bn.input for bn in bns])
-    outs = probe.predict(faces, batch_size=256, verbose=0)
-    outs = outs if isinstance(outs, list) else [outs]
-    for bn, act in zip(bns, outs):
-        act = np.asarray(act, np.float64).reshape(-1, act.shape[-1])
-        m, v = act.mean(axis=0), act.var(axis=0)
+    for bn, (m, v) in zip(bns, input_statistics(model, bns, faces, batch=256)):
         bias = bn.get_weights()[1]
         bn.set_weights([np.sqrt(v + bn.epsilon), bias + m, m, v])
 
