@@ -106,6 +106,42 @@ def test_input_statistics_stream_over_batches_to_the_whole_set_figures(batch: in
         np.testing.assert_allclose(var, act.var(0), rtol=1e-5, atol=1e-6)
 
 
+def test_a_shipped_model_averages_with_a_run_that_started_from_it(swa_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """A soup of a shipped .onnx and a run continued from it (--init-from) needs no run folder of
+    the parent. The import folds each BatchNorm into its convolution, the layout the continuation
+    started in; with a learning rate of ~0 the continuation is the parent, and so is their average."""
+    pytest.importorskip("tf2onnx")
+    import keras
+    import onnxruntime as ort
+
+    from edgefer.export.formats import FORMATS
+    from edgefer.export.runner import export_model
+    from edgefer.export.source import load_source
+    from edgefer.runtime.preprocess import PreprocessSpec, normalize
+    from edgefer.train.average import AverageError, write_averaged_run
+    from edgefer.train.data import load_fer2013
+
+    data, run = swa_run
+    [parent] = export_model(load_source(run), [FORMATS["onnx"]], tmp_path / "models", "parent", echo=None)
+    assert parent.error is None, parent.error
+    child = tmp_path / "child"
+    train(TrainConfig(data=str(data), arch="edge_fast", out=str(child), epochs=1, batch_size=8, seed=0,
+                      init_from=str(parent.path), learning_rate=1e-12, weight_decay=0.0))
+    train_ds = load_fer2013(data, "train")
+    soup = write_averaged_run([child, parent.path], tmp_path / "soup", train_ds)
+    x = normalize(train_ds.x, PreprocessSpec())
+    sess = ort.InferenceSession(str(parent.path))
+    expected = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    got = keras.models.load_model(soup / "best.keras", compile=False).predict(x, verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    meta = json.loads((soup / "run.json").read_text())
+    assert meta["averaged"]["members"][1] == str(parent.path)
+    [lineage] = meta["averaged"]["imported"]  # the parent file may be replaced: its hash and recipe stay
+    assert lineage["file"] == str(parent.path) and len(lineage["sha256"]) == 64 and lineage["arch"] == "edge_fast"
+    with pytest.raises(AverageError, match="put a training checkpoint first"):
+        write_averaged_run([parent.path, child], tmp_path / "first", train_ds)
+
+
 def test_cli_average_and_its_refusals(swa_run: tuple[Path, Path], tmp_path: Path, capsys) -> None:
     from edgefer.runtime.cli import main
 

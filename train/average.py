@@ -36,16 +36,33 @@ AverageError = ModelError
 
 def member_path(path: str | Path) -> Path:
     """A member as given, checked: a run folder (the checkpoint it means, runfolder.py), a .keras
-    file or a .weights.h5 snapshot."""
+    file, a .weights.h5 snapshot or an exported float .onnx model."""
     path = Path(path)
     if path.is_dir():
         RunFolder(path).model_file()
         return path
     if not path.is_file():
         raise AverageError(f"no such checkpoint: {path}")
-    if not (path.suffix == ".keras" or path.name.endswith(SNAPSHOT_SUFFIX)):
-        raise AverageError(f"{path}: expected a .keras file, a run folder or a {SNAPSHOT_SUFFIX} snapshot")
+    if not (path.suffix in (".keras", ".onnx") or path.name.endswith(SNAPSHOT_SUFFIX)):
+        raise AverageError(f"{path}: expected a .keras file, a run folder, a {SNAPSHOT_SUFFIX} snapshot "
+                           "or a float .onnx model")
     return path
+
+
+def _onnx_member_run(path: Path) -> dict:
+    """What an exported model's card says of the network, in run.json's terms (arch, labels, preprocess)."""
+    from edgefer.runtime.metadata import read_model_info
+
+    info = read_model_info(path)
+    arch = info.card.get("arch")
+    if not arch:
+        raise AverageError(f"{path}: its card names no arch, so it cannot be matched to the other members")
+    return {"config": {"arch": arch}, "labels": list(info.labels), "preprocess": info.preprocess.to_dict()}
+
+
+def _first_is_a_checkpoint(paths: Sequence[Path]) -> None:
+    if paths and paths[0].suffix == ".onnx":
+        raise AverageError(f"{paths[0]}: put a training checkpoint first; its run.json describes the average")
 
 
 def run_folder(path: Path) -> RunFolder:
@@ -56,8 +73,23 @@ def run_folder(path: Path) -> RunFolder:
     return found
 
 
-def _load_member(model, path: Path) -> Path:
-    """Put ``path``'s weights into ``model``; returns the file they came from."""
+def _load_member(model, path: Path, faces: np.ndarray | None) -> Path:
+    """Put ``path``'s weights into ``model``; returns the file they came from.
+
+    An ONNX member is imported as ``--init-from`` imports it: its BatchNorms were folded into the
+    convolutions, so they are rebuilt from their inputs' statistics on ``faces``, the faces the
+    average's BatchNorms are re-estimated on, which keeps that member's own function exact.
+    """
+    if path.suffix == ".onnx":
+        from .transfer import TransferError, load_onnx_weights
+
+        if faces is None:
+            raise AverageError(f"{path}: an ONNX member needs training faces to rebuild its BatchNorms")
+        try:
+            load_onnx_weights(model, path, _onnx_member_run(path)["labels"], faces)
+        except TransferError as exc:
+            raise AverageError(str(exc)) from exc
+        return path
     if path.name.endswith(SNAPSHOT_SUFFIX):
         model.load_weights(path)
         return path
@@ -68,8 +100,12 @@ def _load_member(model, path: Path) -> Path:
     return used
 
 
-def average_weights(members: Sequence[str | Path]):
-    """(float32 Keras model holding the mean weights, the first member's run.json, the files averaged)."""
+def average_weights(members: Sequence[str | Path], faces: np.ndarray | None = None):
+    """(float32 Keras model holding the mean weights, the first member's run.json, the files averaged).
+
+    The first member must be a training checkpoint: its run.json describes the average. Later ones
+    may be exported float ONNX models of the same network (imported on ``faces``, normalised inputs).
+    """
     import keras
 
     from .archs import ARCHS
@@ -77,13 +113,17 @@ def average_weights(members: Sequence[str | Path]):
     paths = [member_path(p) for p in members]
     if len(paths) < 2:
         raise AverageError(f"averaging needs at least 2 checkpoints, got {len(paths)}")
-    runs = [run_folder(p).read_run() for p in paths]
+    _first_is_a_checkpoint(paths)
+    runs = [_onnx_member_run(p) if p.suffix == ".onnx" else run_folder(p).read_run() for p in paths]
     meta = runs[0]
     for p, run in zip(paths[1:], runs[1:]):
         if (run["config"]["arch"], run["labels"]) != (meta["config"]["arch"], meta["labels"]):
             raise AverageError(f"{p}: arch {run['config']['arch']} with labels {run['labels']} differs from "
                                f"{paths[0]} ({meta['config']['arch']}, {meta['labels']})")
     spec = run_folder(paths[0]).preprocess()
+    for p, run in zip(paths[1:], runs[1:]):
+        if p.suffix == ".onnx" and run["preprocess"] != spec.to_dict():
+            raise AverageError(f"{p}: preprocessing {run['preprocess']} differs from {paths[0]}'s {spec.to_dict()}")
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")  # the average is an inference model
     try:
@@ -93,7 +133,7 @@ def average_weights(members: Sequence[str | Path]):
     total = [np.zeros(w.shape, np.float64) for w in model.get_weights()]
     used = []
     for p in paths:
-        used.append(_load_member(model, p))
+        used.append(_load_member(model, p, faces))
         for acc, w in zip(total, model.get_weights()):
             acc += w
     model.set_weights([(acc / len(paths)).astype(np.float32) for acc in total])
@@ -165,12 +205,14 @@ def write_averaged_run(
     out = Path(out)
     replace = _earlier_average(out)  # refused before the work, removed only once the average exists
     paths = [member_path(p) for p in members]
-    model, meta, used = average_weights(paths)
+    _first_is_a_checkpoint(paths)
     spec = run_folder(paths[0]).preprocess()
+    bn_faces = batchnorm_sample(train_ds, seed)
+    faces = normalize(bn_faces.x, spec)
+    model, meta, used = average_weights(paths, faces)
     if list(train_ds.labels) != list(meta["labels"]):
         raise AverageError(f"the data's labels {list(train_ds.labels)} differ from the model's {meta['labels']}")
-    bn_faces = batchnorm_sample(train_ds, seed)
-    update_batchnorm(model, normalize(bn_faces.x, spec))
+    update_batchnorm(model, faces)
     if replace:
         shutil.rmtree(out)
     averaged = RunFolder(out)
@@ -184,6 +226,10 @@ def write_averaged_run(
         "members": [str(p) for p in used],
         "batchnorm_faces": len(bn_faces),
     }
+    if imported := [p for p in paths if p.suffix == ".onnx"]:  # shipped files get replaced: keep their lineage
+        from .transfer import lineage
+
+        meta["averaged"]["imported"] = [lineage(p) for p in imported]
     averaged.write_run(meta)
     if val_ds is not None:
         from .evaluate import KerasPredictor, evaluate

@@ -153,15 +153,19 @@ def register_average(sub: argparse._SubParsersAction) -> None:
         description="Write a run folder whose best.keras holds the mean weights of the given checkpoints, "
         "with BatchNorm statistics re-estimated on training faces, and print its validation accuracy. "
         "Members must share the architecture and a starting point: the epochs of one run (its snapshots/ "
-        "from `edgefer train --average-last N`) or runs that continued from the same model. The result "
-        "exports, evaluates and inspects like any run folder.",
+        "from `edgefer train --average-last N`) or runs that continued from the same model. That model "
+        "may be a member as the float .onnx file they started from (--init-from), after a training "
+        "checkpoint: a soup of a shipped model and its continuation. The result exports, evaluates and "
+        "inspects like any run folder.",
         epilog="examples:\n"
         "  edgefer average runs/swa/snapshots/*.weights.h5 --out runs/swa-avg\n"
         "  edgefer average runs/cycle2 runs/cycle2/last.keras runs/cycle3 --out runs/soup\n"
+        "  edgefer average runs/cycle2 models/fer2013.onnx --out runs/soup   # cycle2 started from it\n"
         "  edgefer export runs/soup --format onnx,onnx-int8 --out models --name fer-soup",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("members", nargs="+", help="run folders (best.keras), .keras files or .weights.h5 snapshots")
+    p.add_argument("members", nargs="+", help="run folders (best.keras), .keras files, .weights.h5 "
+                   "snapshots, or after them the float .onnx model the runs started from")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--data", default=DEFAULT_DATA, help=f"training/validation data (default: {DEFAULT_DATA})")
     p.add_argument("--dataset", choices=("fer2013", "ferplus"), default=None,
