@@ -182,6 +182,8 @@ def averaged_line(averaged: Mapping[str, Any] | None, best_epoch_acc: float) -> 
     if not averaged:
         return []
     names = [Path(m).name for m in averaged["members"]]
+    if len(set(names)) < len(names):  # whole runs (each one's best.keras): name their folders too
+        names = [str(Path(Path(m).parent.name) / Path(m).name) for m in averaged["members"]]
     acc = averaged.get("val_accuracy")
     return [
         f"- shipped weights: the average of {len(names)} checkpoints ({names[0]} … {names[-1]}), BatchNorm "
@@ -210,8 +212,10 @@ def run_summary(run: str | Path) -> str:
     best = max(range(len(accs)), key=accs.__getitem__)
     secs = sum(float(r.get("epoch_seconds") or 0) for r in hist)
     shipped = "the average below" if meta.get("averaged") else "`best.keras`"
+    # An average's run.json is its first member's: that run's own folder is what the command wrote.
+    trained_into = cfg.get("out") if meta.get("averaged") and cfg.get("out") else str(folder.path)
     return "\n".join([
-        f"- command: `{train_command(cfg, str(folder.path))}`",
+        f"- command: `{train_command(cfg, trained_into)}`",
         *extension_lines(meta.get("extended")),
         *parent_lines(meta.get("init_from")),
         f"- architecture: `{cfg['arch']}`, {meta['params']:,} parameters",

@@ -223,3 +223,13 @@ def test_batchnorm_faces_are_one_seeded_sample_whether_or_not_sampled_before() -
     assert not np.array_equal(batchnorm_sample(ds, seed=1).x, once.x)
     small = ds.subset(np.arange(10))
     assert batchnorm_sample(small) is small
+
+
+def test_a_soup_of_runs_names_each_member_and_the_run_that_trained_it() -> None:
+    from edgefer.export.readme_blocks import averaged_line
+
+    averaged = {"members": ["runs/b/best.keras", "runs/a/best.keras"], "batchnorm_faces": 8192, "val_accuracy": 0.86}
+    [line] = averaged_line(averaged, 0.85)
+    assert "(b/best.keras … a/best.keras)" in line and "0.8600 vs 0.8500" in line
+    snaps = {"members": ["r/snapshots/epoch_002.weights.h5", "r/snapshots/epoch_009.weights.h5"], "batchnorm_faces": 9}
+    assert "(epoch_002.weights.h5 … epoch_009.weights.h5)" in averaged_line(snaps, 0.5)[0]
