@@ -153,8 +153,9 @@ def _padded_filters(node, w: np.ndarray, p_in: int, feeds_heads: bool, multiple:
     attribute is widened to match; one that feeds an output head keeps its output width.
     """
     c_out, c_in = w.shape[0], w.shape[1]
-    if _group(node) > 1:  # depthwise: one filter per input channel
-        if _group(node) != c_out:
+    group = _group(node)
+    if group > 1:  # depthwise: one filter per input channel
+        if group != c_out:
             raise ValueError(f"{node.name}: grouped convolution that is not depthwise")
         for attr in node.attribute:
             if attr.name == "group":

@@ -73,7 +73,7 @@ def run_folder(path: Path) -> RunFolder:
     return found
 
 
-def _load_member(model, path: Path, faces: np.ndarray | None) -> Path:
+def _load_member(model, path: Path, labels: Sequence[str], faces: np.ndarray | None) -> Path:
     """Put ``path``'s weights into ``model``; returns the file they came from.
 
     An ONNX member is imported as ``--init-from`` imports it: its BatchNorms were folded into the
@@ -86,7 +86,7 @@ def _load_member(model, path: Path, faces: np.ndarray | None) -> Path:
         if faces is None:
             raise AverageError(f"{path}: an ONNX member needs training faces to rebuild its BatchNorms")
         try:
-            load_onnx_weights(model, path, _onnx_member_run(path)["labels"], faces)
+            load_onnx_weights(model, path, labels, faces)
         except TransferError as exc:
             raise AverageError(str(exc)) from exc
         return path
@@ -116,12 +116,11 @@ def average_weights(members: Sequence[str | Path], faces: np.ndarray | None = No
     _first_is_a_checkpoint(paths)
     runs = [_onnx_member_run(p) if p.suffix == ".onnx" else run_folder(p).read_run() for p in paths]
     meta = runs[0]
+    spec = run_folder(paths[0]).preprocess()
     for p, run in zip(paths[1:], runs[1:]):
         if (run["config"]["arch"], run["labels"]) != (meta["config"]["arch"], meta["labels"]):
             raise AverageError(f"{p}: arch {run['config']['arch']} with labels {run['labels']} differs from "
                                f"{paths[0]} ({meta['config']['arch']}, {meta['labels']})")
-    spec = run_folder(paths[0]).preprocess()
-    for p, run in zip(paths[1:], runs[1:]):
         if p.suffix == ".onnx" and run["preprocess"] != spec.to_dict():
             raise AverageError(f"{p}: preprocessing {run['preprocess']} differs from {paths[0]}'s {spec.to_dict()}")
     policy = keras.mixed_precision.global_policy()
@@ -133,7 +132,7 @@ def average_weights(members: Sequence[str | Path], faces: np.ndarray | None = No
     total = [np.zeros(w.shape, np.float64) for w in model.get_weights()]
     used = []
     for p in paths:
-        used.append(_load_member(model, p, faces))
+        used.append(_load_member(model, p, meta["labels"], faces))
         for acc, w in zip(total, model.get_weights()):
             acc += w
     model.set_weights([(acc / len(paths)).astype(np.float32) for acc in total])
@@ -169,22 +168,20 @@ def input_statistics(
 
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
     counts = [0] * len(layers)  # values per channel so far: layers differ in spatial size
-    means: list[np.ndarray] = [np.zeros(0)] * len(layers)
-    m2s: list[np.ndarray] = [np.zeros(0)] * len(layers)
+    means = [np.zeros(layer.input.shape[-1]) for layer in layers]
+    m2s = [np.zeros(layer.input.shape[-1]) for layer in layers]
     for start in range(0, len(faces), batch):
         outs = probe(faces[start : start + batch], training=False)
         for i, out in enumerate(outs if isinstance(outs, (list, tuple)) else [outs]):
             act = np.asarray(out, np.float64).reshape(-1, out.shape[-1])
             mean = act.mean(axis=0)
-            m2 = ((act - mean) ** 2).sum(axis=0)
-            if counts[i] == 0:
-                means[i], m2s[i] = mean, m2
-            else:  # Chan et al.'s pairwise update: exact, and stable where sums of squares are not
-                rows, total = len(act), counts[i] + len(act)
-                delta = mean - means[i]
-                means[i] = means[i] + delta * rows / total
-                m2s[i] = m2s[i] + m2 + delta**2 * counts[i] * rows / total
-            counts[i] += len(act)
+            # Chan et al.'s pairwise update (from zero counts it takes the first batch as it is):
+            # exact, and stable where running sums of squares are not
+            rows, total = len(act), counts[i] + len(act)
+            delta = mean - means[i]
+            means[i] = means[i] + delta * rows / total
+            m2s[i] = m2s[i] + ((act - mean) ** 2).sum(axis=0) + delta**2 * counts[i] * rows / total
+            counts[i] = total
     return [(mean, m2 / n) for mean, m2, n in zip(means, m2s, counts)]
 
 
